@@ -11,7 +11,7 @@
  * prints the declarations.
  *
  * Declarations are static data in the plugin: an array of mcrt_config_key
- * ended by MCRT_CONFIG_KEY_END, pointed to by mcrt_plugin.config_keys. The
+ * ended by MCRT_CONFIG_KEY_END, pointed to by mcrt_plugin_entry.config_keys. The
  * array's stride is its first element's struct_size, so the struct may grow.
  */
 #ifndef MCRT_CONFIG_H

@@ -36,7 +36,8 @@ typedef struct mcrt_controller_iface {
      * COMPLETED or FAILED, reporting through request_update. The array and
      * the requests are borrowed for the call. A request that fails (prompt
      * too long, empty prompt, ...) fails alone; the call returns an error only
-     * when the batch as a whole could not run (model step failed). */
+     * when the batch as a whole could not run (model step failed), and before
+     * it does, it reports every request it has not finished as FAILED. */
     mcrt_status (*generate_static)(void *self, mcrt_request *const *reqs, size_t n);
 } mcrt_controller_iface;
 

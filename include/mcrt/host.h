@@ -70,8 +70,9 @@ struct mcrt_host {
     void *(*alloc)(const mcrt_host *host, size_t size, size_t align);
     void (*free)(const mcrt_host *host, void *ptr);
 
-    /* Config accessors over a validated section (the `cfg` given to create or
-     * probe). They return MCRT_OK and write *out, MCRT_E_NOTFOUND when the key
+    /* Config accessors over a section: validated for create (every declared
+     * key has its value or default); as written and possibly NULL for probe
+     * (a NULL section reads as MCRT_E_NOTFOUND). MCRT_OK and *out, MCRT_E_NOTFOUND when the key
      * is not set and has no default, or MCRT_E_CONFIG when its type differs
      * (the message names the key). Strings are owned by the core and valid as
      * long as `cfg`. An ENUM or PATH key reads as a string; PATH strings are
@@ -138,7 +139,11 @@ typedef struct mcrt_pipeline_services {
                                               size_t n);
 
     /* [instance] Report progress on a request (core-owned). The update is
-     * copied; its pointers are borrowed for the call. */
+     * copied; its pointers are borrowed for the call; req->status (and
+     * prompt_tokens) are current when it returns. A rejected update (wrong
+     * request, finished request, malformed update) returns an error with a
+     * logged reason: a plugin bug, which the controller treats as a failure
+     * of the batch. */
     mcrt_status (*request_update)(const mcrt_host *host, mcrt_request *req,
                                   const mcrt_request_update *update);
 } mcrt_pipeline_services;

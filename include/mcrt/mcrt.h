@@ -10,7 +10,7 @@
 #include "mcrt/host.h"       /* mcrt_host, mcrt_pipeline_services */
 #include "mcrt/model.h"      /* mcrt_model_iface, step batch, rank info */
 #include "mcrt/params.h"     /* mcrt_sampling_params */
-#include "mcrt/plugin.h"     /* mcrt_plugin, MCRT_PLUGIN_DEFINE, versions */
+#include "mcrt/plugin.h"     /* mcrt_plugin_entry, MCRT_PLUGIN_DEFINE, versions */
 #include "mcrt/request.h"    /* mcrt_request */
 #include "mcrt/sampler.h"    /* mcrt_sampler_iface */
 #include "mcrt/status.h"     /* mcrt_status */

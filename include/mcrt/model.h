@@ -54,7 +54,8 @@ typedef struct mcrt_model_info {
     int32_t vocab_size;           /* real vocabulary (ids the tokenizer knows) */
     int32_t padded_vocab_size;    /* Vp: rows of the output layer, >= vocab_size */
     int32_t max_sequence_length;  /* positions the model accepts */
-    int32_t hidden_size;          /* H: activations passed between pipeline stages */
+    int32_t hidden_size;          /* H: activations passed between pipeline stages (0 allowed
+                                     only for a model that refuses pp_size > 1) */
     int32_t num_layers;           /* layers of this rank's pipeline stage */
     int32_t kv_block_size;        /* tokens per KV block */
     int32_t kv_num_blocks;        /* blocks in this rank's pool */
@@ -64,7 +65,8 @@ typedef struct mcrt_model_info {
 /* One forward step. All arrays are borrowed for the call.
  * Tokens of one sequence appear in increasing position order; a sequence's
  * tokens attend to its context_len cached positions plus its earlier tokens
- * in this step (causal). The step writes the K/V of every token it runs into
+ * in this step (causal): the k-th token of sequence s in the step has position
+ * context_len[s] + k. The step writes the K/V of every token it runs into
  * the sequence's blocks, so block tables must cover context_len + its tokens. */
 typedef struct mcrt_step_batch {
     uint32_t struct_size;
@@ -80,7 +82,10 @@ typedef struct mcrt_step_batch {
     const int32_t *n_blocks;            /* [S] */
 } mcrt_step_batch;
 
-/* The step's activations. The core supplies the buffers. */
+/* The step's activations. The core supplies the buffers. Within a pipeline
+ * stage every tensor-parallel rank computes the same hidden states (after its
+ * all-reduce); the core passes hidden_out and logits to tp_rank 0 only, and
+ * the other ranks of the stage receive NULL there and need not write them. */
 typedef struct mcrt_step_io {
     uint32_t struct_size;
     uint32_t reserved;

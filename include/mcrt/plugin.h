@@ -2,7 +2,7 @@
  * mcrt/plugin.h: the plugin descriptor, ABI versions and compatibility rules.
  *
  * A plugin is a shared object that exports exactly one symbol, the const data
- * object `mcrt_plugin`, defined with MCRT_PLUGIN_DEFINE. The host reads its
+ * object `mcrt_plugin` (of type mcrt_plugin_entry), defined with MCRT_PLUGIN_DEFINE. The host reads its
  * versions before it runs any plugin code, then asks `probe` whether the plugin
  * can work here, calls `init` once, and gets interface tables by versioned id
  * through `get_iface` ("mcrt.engine/1", ...). Plugins link against no mcrt
@@ -43,7 +43,8 @@
  *  3. Pointer arguments are borrowed for the duration of the call. A plugin
  *     copies what it keeps. The `const mcrt_host *` given to create() stays
  *     valid until destroy() returns; the one given to init() until fini().
- *  4. Out-parameters are written only when a call returns MCRT_OK.
+ *  4. Out-parameters are written only when a call returns MCRT_OK, except the
+ *     needed-size out-parameter of an MCRT_E_RANGE return (buffer too small).
  *  5. The core never dlcloses a plugin that still has instances.
  */
 #ifndef MCRT_PLUGIN_H
@@ -88,10 +89,10 @@ typedef struct mcrt_host mcrt_host;
      (size_t)((const char *)&(ptr)->field - (const char *)(ptr)) + sizeof((ptr)->field) <=     \
          (size_t)(ptr)->struct_size)
 
-typedef struct mcrt_plugin {
+typedef struct mcrt_plugin_entry {
     uint16_t abi_major;        /* MCRT_ABI_MAJOR the plugin was built with */
     uint16_t abi_minor;        /* MCRT_ABI_MINOR the plugin was built with */
-    uint32_t struct_size;      /* sizeof(mcrt_plugin) the plugin was built with */
+    uint32_t struct_size;      /* sizeof(mcrt_plugin_entry) the plugin was built with */
     uint32_t kind;             /* MCRT_KIND_* */
     uint32_t flags;            /* reserved, zero */
     const char *name;          /* short name within its kind: "static", "gpt", "gpt2-bpe" */
@@ -120,7 +121,7 @@ typedef struct mcrt_plugin {
     /* [any-thread] The interface table with this id, or NULL when the plugin
      * does not implement it. The table is static in the plugin. */
     const void *(*get_iface)(const char *iface_id);
-} mcrt_plugin;
+} mcrt_plugin_entry;
 
 #if defined(_WIN32)
 #define MCRT_PLUGIN_EXPORT __declspec(dllexport)
@@ -130,21 +131,23 @@ typedef struct mcrt_plugin {
 #define MCRT_PLUGIN_EXPORT
 #endif
 
+/* The linkage of the descriptor: C linkage in C++, plain `extern` in C. */
 #ifdef __cplusplus
-#define MCRT_PLUGIN_EXTERN_C extern "C"
+#define MCRT_PLUGIN_EXTERN extern "C"
 #else
-#define MCRT_PLUGIN_EXTERN_C
+#define MCRT_PLUGIN_EXTERN extern
 #endif
 
 /* Defines the exported descriptor. Use it once per plugin, at file scope:
  *   MCRT_PLUGIN_DEFINE(MCRT_KIND_SAMPLER, "default", "0.1.0", "temperature, top-k, top-p",
- *                      sampler_keys, sampler_probe, NULL, NULL, sampler_get_iface)
+ *                      sampler_keys, sampler_probe, NULL, NULL, sampler_get_iface);
  */
 #define MCRT_PLUGIN_DEFINE(kind_, name_, version_, description_, config_keys_, probe_, init_,  \
                            fini_, get_iface_)                                                  \
-    MCRT_PLUGIN_EXTERN_C MCRT_PLUGIN_EXPORT extern const mcrt_plugin mcrt_plugin;              \
-    MCRT_PLUGIN_EXTERN_C MCRT_PLUGIN_EXPORT const mcrt_plugin mcrt_plugin = {                  \
-        (uint16_t)MCRT_ABI_MAJOR, (uint16_t)MCRT_ABI_MINOR, (uint32_t)sizeof(mcrt_plugin),     \
+    MCRT_PLUGIN_EXTERN MCRT_PLUGIN_EXPORT const mcrt_plugin_entry mcrt_plugin;                 \
+    const mcrt_plugin_entry mcrt_plugin = {                                                    \
+        (uint16_t)MCRT_ABI_MAJOR, (uint16_t)MCRT_ABI_MINOR,                                    \
+        (uint32_t)sizeof(mcrt_plugin_entry),                                                   \
         (uint32_t)(kind_), 0u, (name_), (version_), (description_), (config_keys_), (probe_), \
         (init_), (fini_), (get_iface_)}
 

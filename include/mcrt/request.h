@@ -59,9 +59,14 @@ enum {
     MCRT_UPDATE_PROMPT_TOKENS = 2,  /* tokens[0..n): the tokenized prompt */
     MCRT_UPDATE_PROMPT_LOGPROBS = 3,/* logprobs[0..n): log p(prompt[j+1] | prompt[..j]) */
     MCRT_UPDATE_TOKENS = 4,         /* tokens[0..n) generated, logprobs[0..n) or NULL,
-                                       text[0..text_len): their complete UTF-8 text */
-    MCRT_UPDATE_FINISH = 5,         /* finish_reason; status COMPLETED or FAILED; error text */
-    MCRT_UPDATE_SEGMENTS = 6        /* text: n pieces, each NUL-terminated, one per token */
+                                       text[0..text_len): their raw bytes, for streaming (a
+                                       UTF-8 character may be split across updates) */
+    MCRT_UPDATE_FINISH = 5,         /* status COMPLETED or FAILED, finish_reason, error (FAILED);
+                                       text, when not NULL, is the final generated text (e.g.
+                                       cut before a stop string); when NULL the core sets it to
+                                       the tokenizer's decoding of the generated ids */
+    MCRT_UPDATE_SEGMENTS = 6        /* n per-token pieces, back to back in text[0..text_len),
+                                       piece i is lens[i] bytes (pieces may hold any byte) */
 };
 
 typedef struct mcrt_request_update {
@@ -75,6 +80,7 @@ typedef struct mcrt_request_update {
     const char *text;          /* borrowed for the call; not NUL-terminated */
     size_t text_len;
     const char *error;         /* FINISH with FAILED: one line, NUL-terminated */
+    const size_t *lens;        /* [n] SEGMENTS: byte length of each piece; else NULL */
 } mcrt_request_update;
 
 #ifdef __cplusplus

@@ -10,7 +10,7 @@
  * The detail of an error never travels in the return value: before returning
  * an error, the code that detected it calls the host's `log` with a message
  * naming the file, key or field and what was expected. The core keeps the last
- * such message per pipeline (see mcrt_pipeline_services.last_error).
+ * such message per pipeline and reports it with the failure.
  */
 #ifndef MCRT_STATUS_H
 #define MCRT_STATUS_H
