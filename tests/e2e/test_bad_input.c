@@ -130,8 +130,10 @@ static const bad_case cases[] = {
      {"mcrt-sampler-oldabi.so", "plugin 0.", "host 1."}},
     {"plugin unusable here chosen", {"run", "@D/zero.yaml", "-p", "x", NULL}, {NULL}, 69,
      {"zeroscore", "quantum"}},
-    {"more ranks than the model takes", {"run", "@D/toy.yaml", "-tp", "2", NULL}, {NULL}, 69,
-     {"model"}},
+    {"zero tensor-parallel ranks", {"run", "@D/toy.yaml", "-tp", "0", NULL}, {NULL}, 64,
+     {"-tp", "0"}},
+    {"rank count too large", {"run", "@D/toy.yaml", "-tp", "4096", "-pp", "2", NULL}, {NULL}, 78,
+     {"8192 ranks"}},
     /* inputs of a run */
     {"no prompts", {"run", "--plugin-dir", "@TOY", NULL}, {NULL}, 64, {"no prompts"}},
     {"prompt file missing", {"run", "--plugin-dir", "@TOY", "--prompt-file", "@D/none.txt", NULL},

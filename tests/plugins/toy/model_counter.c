@@ -26,8 +26,14 @@
  * a known function of the prompt (tools/reference/toy_counter.py).
  * vocab_size must be >= 256 so that `next` is a real id.
  *
- * One rank only: tp_size > 1 or pp_size > 1 is refused. hidden_in/hidden_out
- * are unused (a single stage).
+ * Ranks: any tp_size x pp_size layout gives the same logits, which is what
+ * the core's rank structure is tested with. Every rank keeps its own KV pool
+ * (indexed by the same block ids). Pipeline stage 0 reads the token ids from
+ * the batch; it and every middle stage pass them on as the hidden state
+ * (H = 1, fp32, hidden_out [T, 1]); later stages read them from hidden_in.
+ * The last stage computes the logits. Tensor-parallel ranks of a stage all
+ * compute; only the one the core gives io->logits / io->hidden_out (tp_rank
+ * 0) writes them.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +69,7 @@ typedef struct mc_self {
     int32_t vocab;
     int32_t padded_vocab;
     int32_t eod_at_length;
+    int32_t pp_rank, pp_size, tp_rank;
     int32_t *pool; /* [num_blocks * block_size], -1 = never written */
 } mc_self;
 
@@ -90,11 +97,15 @@ static mcrt_status mc_create(const mcrt_host *host, const mcrt_config *cfg,
         toy_log(host, MCRT_LOG_ERROR, "create: rank info is missing or too old");
         return MCRT_E_INVAL;
     }
-    if (rank->tp_size > 1 || rank->pp_size > 1) {
+    if (rank->tp_size < 1 || rank->pp_size < 1 || rank->tp_rank < 0 ||
+        rank->tp_rank >= rank->tp_size || rank->pp_rank < 0 || rank->pp_rank >= rank->pp_size ||
+        rank->world_size != rank->tp_size * rank->pp_size ||
+        rank->world_rank != rank->pp_rank * rank->tp_size + rank->tp_rank) {
         toy_log(host, MCRT_LOG_ERROR,
-                "counter model runs on one rank (got tp_size %d, pp_size %d)",
-                (int)rank->tp_size, (int)rank->pp_size);
-        return MCRT_E_UNSUPPORTED;
+                "create: inconsistent rank info (world %d/%d, tp %d/%d, pp %d/%d)",
+                (int)rank->world_rank, (int)rank->world_size, (int)rank->tp_rank,
+                (int)rank->tp_size, (int)rank->pp_rank, (int)rank->pp_size);
+        return MCRT_E_INVAL;
     }
     if ((st = toy_config_int(host, cfg, "kv_block_size", 16, 1, 4096, &bs)) != MCRT_OK ||
         (st = toy_config_int(host, cfg, "kv_num_blocks", 256, 1, 1 << 20, &nb)) != MCRT_OK ||
@@ -121,6 +132,9 @@ static mcrt_status mc_create(const mcrt_host *host, const mcrt_config *cfg,
     self->vocab = (int32_t)v;
     self->padded_vocab = (int32_t)padded;
     self->eod_at_length = (int32_t)eod_at;
+    self->pp_rank = rank->pp_rank;
+    self->pp_size = rank->pp_size;
+    self->tp_rank = rank->tp_rank;
     slots = (size_t)nb * (size_t)bs;
     self->pool = (int32_t *)toy_calloc(host, slots, sizeof(int32_t));
     if (self->pool == NULL) {
@@ -163,7 +177,7 @@ static mcrt_status mc_info(void *vself, mcrt_model_info *out)
     if (MCRT_HAS(out, max_sequence_length))
         out->max_sequence_length = self->max_seq;
     if (MCRT_HAS(out, hidden_size))
-        out->hidden_size = 0; /* one stage: no activations cross stages */
+        out->hidden_size = 1; /* the token id, passed from stage to stage */
     if (MCRT_HAS(out, num_layers))
         out->num_layers = 1;
     if (MCRT_HAS(out, kv_block_size))
@@ -187,7 +201,7 @@ static int32_t *mc_slot(const mc_self *self, const mcrt_step_batch *b, uint32_t 
 /* Everything about the batch and io that can be wrong, checked before any
  * write; fills seq[] (next_pos = context_len, sum of the cached context). */
 static mcrt_status mc_validate(const mc_self *self, const mcrt_step_batch *b,
-                               const mcrt_step_io *io, mc_seq *seq)
+                               const int32_t *toks, const mcrt_step_io *io, mc_seq *seq)
 {
     const mcrt_host *host = self->host;
     uint32_t t, s, n_logits = 0;
@@ -227,7 +241,7 @@ static mcrt_status mc_validate(const mc_self *self, const mcrt_step_batch *b,
         seq[s].has_tokens = 0;
     }
     for (t = 0; t < b->n_tokens; t++) {
-        int32_t tok = b->tokens[t], pos = b->positions[t], si = b->seq_index[t];
+        int32_t tok = toks[t], pos = b->positions[t], si = b->seq_index[t];
         int64_t covered;
         if (tok < 0 || tok >= self->vocab) {
             toy_log(host, MCRT_LOG_ERROR, "step: token %u: id %d is outside [0, vocab_size %d)",
@@ -293,7 +307,9 @@ static mcrt_status mc_validate(const mc_self *self, const mcrt_step_batch *b,
             seq[s].sum += v;
         }
     }
-    if (n_logits > 0) {
+    /* Logits are owed by the last stage's tp_rank 0, which the core hands a
+     * buffer; the other ranks of that stage compute the same and write nothing. */
+    if (n_logits > 0 && self->pp_rank == self->pp_size - 1 && self->tp_rank == 0) {
         const mcrt_tensor *lg = io != NULL && MCRT_HAS(io, logits) ? io->logits : NULL;
         if (lg == NULL || lg->data == NULL) {
             toy_log(host, MCRT_LOG_ERROR, "step: %u logits rows wanted but io->logits is NULL",
@@ -340,32 +356,71 @@ static mcrt_status mc_step(void *vself, const mcrt_step_batch *batch, const mcrt
         toy_log(host, MCRT_LOG_ERROR, "step: the batch is NULL or too old");
         return MCRT_E_INVAL;
     }
+    /* The tokens: from the batch on the first stage, from the previous
+     * stage's hidden state [T, 1] on the others. */
+    const int32_t *toks = batch->tokens;
+    int32_t *from_hidden = NULL;
+    if (self->pp_rank > 0) {
+        const mcrt_tensor *h = io != NULL && MCRT_HAS(io, hidden_in) ? io->hidden_in : NULL;
+        if (h == NULL || h->data == NULL || h->dtype != MCRT_DTYPE_F32 || h->ndim != 2 ||
+            h->shape[0] != (int64_t)batch->n_tokens || h->shape[1] != 1) {
+            toy_log(host, MCRT_LOG_ERROR, "step: stage %d needs hidden_in as fp32 [%u, 1]",
+                    (int)self->pp_rank, batch->n_tokens);
+            return MCRT_E_INVAL;
+        }
+        from_hidden = (int32_t *)toy_calloc(host, batch->n_tokens ? batch->n_tokens : 1,
+                                            sizeof *from_hidden);
+        if (from_hidden == NULL)
+            return MCRT_E_NOMEM;
+        for (t = 0; t < batch->n_tokens; t++) {
+            float v = ((const float *)h->data)[(int64_t)t * h->stride[0]];
+            from_hidden[t] = v >= 0.0f && v < (float)self->vocab ? (int32_t)v : -1;
+        }
+        toks = from_hidden;
+    }
     seq = (mc_seq *)toy_calloc(host, batch->n_seqs, sizeof *seq);
     if (seq == NULL) {
+        toy_free(host, from_hidden);
         toy_log(host, MCRT_LOG_ERROR, "step: out of memory for %u sequences", batch->n_seqs);
         return MCRT_E_NOMEM;
     }
-    st = mc_validate(self, batch, io, seq);
+    st = mc_validate(self, batch, toks, io, seq);
     if (st != MCRT_OK) {
         toy_free(host, seq);
+        toy_free(host, from_hidden);
         return st;
     }
     /* Store every token in its slot... */
     for (t = 0; t < batch->n_tokens; t++)
-        *mc_slot(self, batch, (uint32_t)batch->seq_index[t], batch->positions[t]) =
-            batch->tokens[t];
+        *mc_slot(self, batch, (uint32_t)batch->seq_index[t], batch->positions[t]) = toks[t];
+    /* ...hand them to the next stage... */
+    if (self->pp_rank < self->pp_size - 1 && io != NULL && MCRT_HAS(io, hidden_out) &&
+        io->hidden_out != NULL) {
+        const mcrt_tensor *h = io->hidden_out;
+        if (h->data == NULL || h->dtype != MCRT_DTYPE_F32 || h->shape[0] != (int64_t)batch->n_tokens) {
+            toy_log(host, MCRT_LOG_ERROR, "step: hidden_out must be fp32 [%u, 1]", batch->n_tokens);
+            toy_free(host, seq);
+            toy_free(host, from_hidden);
+            return MCRT_E_INVAL;
+        }
+        for (t = 0; t < batch->n_tokens; t++)
+            ((float *)h->data)[(int64_t)t * h->stride[0]] = (float)toks[t];
+    }
+    int write_logits = self->pp_rank == self->pp_size - 1 && io != NULL &&
+                       MCRT_HAS(io, logits) && io->logits != NULL;
     /* ...then read the sequences back through their block tables. */
     for (t = 0; t < batch->n_tokens; t++) {
         uint32_t s = (uint32_t)batch->seq_index[t];
         int32_t pos = batch->positions[t];
         seq[s].sum += *mc_slot(self, batch, s, pos);
-        if (batch->want_logits[t]) {
+        if (batch->want_logits[t] && write_logits) {
             float *out = (float *)io->logits->data + (int64_t)row * io->logits->stride[0];
             mc_logits_row(self, seq[s].sum, pos, out);
             row++;
         }
     }
     toy_free(host, seq);
+    toy_free(host, from_hidden);
     return MCRT_OK;
 }
 

@@ -630,16 +630,16 @@ START_TEST(model_counter_config)
     mcrt_rank_info rank = one_rank();
     long base = g_live_allocs;
 
-    /* Refuses more than one rank. */
+    /* Refuses rank info that does not add up (world_rank != pp_rank*tp_size+tp_rank). */
     fake_host_init(&fh, "model/counter", NULL);
-    rank.tp_size = 2, rank.world_size = 2;
+    rank.tp_size = 2, rank.world_size = 2, rank.tp_rank = 1, rank.world_rank = 0;
     g_last_error[0] = '\0';
-    ck_assert_int_eq(m->create(&fh.host, NULL, &rank, &self), MCRT_E_UNSUPPORTED);
+    ck_assert_int_eq(m->create(&fh.host, NULL, &rank, &self), MCRT_E_INVAL);
     ck_assert_ptr_eq(self, (void *)&fh); /* out-parameter untouched */
-    ck_assert_ptr_nonnull(strstr(g_last_error, "one rank"));
+    ck_assert_ptr_nonnull(strstr(g_last_error, "inconsistent rank info"));
     rank = one_rank();
-    rank.pp_size = 2;
-    ck_assert_int_eq(m->create(&fh.host, NULL, &rank, &self), MCRT_E_UNSUPPORTED);
+    rank.pp_size = 2; /* world_size still 1 */
+    ck_assert_int_eq(m->create(&fh.host, NULL, &rank, &self), MCRT_E_INVAL);
 
     /* A value out of range is a config error naming the key. */
     rank = one_rank();
