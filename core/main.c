@@ -495,6 +495,15 @@ static int cmd_run(int argc, char **argv, const char *exe)
         rc = EXIT_CONFIG;
         goto done;
     }
+    bool stream = false;
+    if (cfg_get_bool(outsec, "stream", &stream) != MCRT_OK)
+        stream = false;
+    if (stream && fmt != OUTPUT_TEXT) {
+        fprintf(stderr, "mcrt run: output.stream prints text as it is generated; it needs "
+                        "output.format text, not %s\n", fmt_s);
+        rc = EXIT_CONFIG;
+        goto done;
+    }
     reg = registry_create(&log, exe);
     if (reg == NULL) {
         rc = EXIT_UNAVAILABLE;
@@ -522,6 +531,8 @@ static int cmd_run(int argc, char **argv, const char *exe)
             goto done;
         }
     }
+    if (stream)
+        pipeline_set_stream(p, out);
     mcrt_sampling_params params;
     const char *stops[64];
     params_from_config(gen, &params, stops, 64);
@@ -541,7 +552,14 @@ static int cmd_run(int argc, char **argv, const char *exe)
         rc = exit_code_for_status(st);
         goto done;
     }
-    if (output_write(out, (output_format)fmt, p) != 0) {
+    if (stream) {
+        fflush(out);
+        if (ferror(out)) {
+            fprintf(stderr, "mcrt run: writing results: %s\n", strerror(errno));
+            rc = EXIT_CANTCREAT;
+            goto done;
+        }
+    } else if (output_write(out, (output_format)fmt, p) != 0) {
         fprintf(stderr, "mcrt run: writing results: %s\n", strerror(errno));
         rc = EXIT_CANTCREAT;
         goto done;

@@ -48,6 +48,8 @@ typedef struct req_rec {
     uint32_t status, finish_reason;
     char *error;
     bool final_text;           /* FINISH carried the final text; else the core detokenizes */
+    bool stream_started;       /* streaming: header printed */
+    size_t streamed;           /* streaming: bytes of text already printed */
     uint64_t first_token_ns, done_ns;
 } req_rec;
 
@@ -64,6 +66,8 @@ struct pipeline {
     size_t n_reqs, cap_reqs;
     pthread_mutex_t err_mu;
     char last_error[1024];
+    FILE *stream;              /* text streaming target, or NULL */
+    size_t stream_cursor;      /* the request being streamed: all before it are printed */
 };
 
 static uint64_t now_ns(void)
@@ -283,11 +287,53 @@ static bool valid_status(uint32_t s)
     return s >= MCRT_REQ_WAITING_IN_QUEUE && s <= MCRT_REQ_FAILED;
 }
 
+/* Streaming: print requests in id order as their bytes arrive. The request
+ * at the cursor is printed live; later ones are held in their records and
+ * caught up when the cursor reaches them, so the output equals a non-streamed
+ * run's order. Streamed bytes are the tokens' raw bytes. */
+static void stream_flush(pipeline *p)
+{
+    while (p->stream != NULL && p->stream_cursor < p->n_reqs) {
+        req_rec *r = p->reqs[p->stream_cursor];
+        if (!r->stream_started) {
+            fprintf(p->stream, "--- request %llu ---\n", (unsigned long long)r->pub.id);
+            fwrite(r->prompt, 1, r->pub.prompt_len, p->stream);
+            r->stream_started = true;
+        }
+        if (r->text.len > r->streamed) {
+            fwrite(r->text.data + r->streamed, 1, r->text.len - r->streamed, p->stream);
+            r->streamed = r->text.len;
+        }
+        if (r->status != MCRT_REQ_COMPLETED && r->status != MCRT_REQ_FAILED)
+            break;
+        if (r->status == MCRT_REQ_FAILED)
+            fprintf(p->stream, "\n[error: %s]", r->error ? r->error : "failed");
+        fputc('\n', p->stream);
+        p->stream_cursor++;
+    }
+    if (p->stream != NULL)
+        fflush(p->stream);
+}
+
+void pipeline_set_stream(pipeline *p, FILE *out) { p->stream = out; }
+
+static mcrt_status request_update(pipeline *p, const char *tag, mcrt_request *req,
+                                  const mcrt_request_update *u);
+
 static mcrt_status svc_request_update(const mcrt_host *h, mcrt_request *req,
                                       const mcrt_request_update *u)
 {
     pipeline *p = pipe_of(h);
-    const char *tag = host_ctx_of(h)->tag;
+    mcrt_status st = request_update(p, host_ctx_of(h)->tag, req, u);
+    if (st == MCRT_OK && p->stream != NULL && u != NULL &&
+        (u->kind == MCRT_UPDATE_TOKENS || u->kind == MCRT_UPDATE_FINISH))
+        stream_flush(p);
+    return st;
+}
+
+static mcrt_status request_update(pipeline *p, const char *tag, mcrt_request *req,
+                                  const mcrt_request_update *u)
+{
     req_rec *r = find_rec(p, req);
     if (r == NULL || u == NULL || !MCRT_HAS(u, error)) {
         log_msg(p->log, MCRT_LOG_ERROR, tag, "request_update: %s",
@@ -409,7 +455,9 @@ static mcrt_status svc_request_update(const mcrt_host *h, mcrt_request *req,
         r->pub.status = u->status;
         r->finish_reason = u->finish_reason;
         r->done_ns = now_ns();
-        if (u->text != NULL) {
+        if (u->text != NULL && !(p->stream != NULL && r->stream_started)) {
+            /* (Once streamed, the printed bytes stand; the final text is
+             * kept only for non-streamed output.) */
             r->text.len = 0;
             strbuf_append(&r->text, u->text, u->text_len);
             r->final_text = true;
@@ -780,7 +828,7 @@ mcrt_status pipeline_run(pipeline *p)
      * detokenized generated ids (Megatron's generated_text). */
     for (size_t i = 0; i < p->n_reqs; i++) {
         req_rec *r = p->reqs[i];
-        if (r->status == MCRT_REQ_COMPLETED && !r->final_text) {
+        if (r->status == MCRT_REQ_COMPLETED && !r->final_text && !r->stream_started) {
             mcrt_status st = detokenize_all(p, r);
             if (st != MCRT_OK) {
                 r->status = MCRT_REQ_FAILED;
@@ -796,6 +844,7 @@ mcrt_status pipeline_run(pipeline *p)
             r->error = xstrdup("the engine finished without completing this request");
         }
     }
+    stream_flush(p);
     return MCRT_OK;
 }
 

@@ -62,6 +62,10 @@ const plugin_entry *pipeline_plugin(const pipeline *p, int kind);
 mcrt_status pipeline_submit(pipeline *p, const char *prompt, size_t len,
                             const mcrt_sampling_params *params);
 
+/* Print each request's text to `out` as its tokens arrive (text format, in
+ * request order, raw token bytes); NULL turns streaming off. */
+void pipeline_set_stream(pipeline *p, FILE *out);
+
 /* Drive the engine until every request is COMPLETED or FAILED. */
 mcrt_status pipeline_run(pipeline *p);
 

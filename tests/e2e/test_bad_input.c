@@ -144,6 +144,8 @@ static const bad_case cases[] = {
      {NULL}, 65, {"no prompts"}},
     {"output path not creatable", {"run", "@D/toy.yaml", "--output-path", "@D/no/dir/out.json", NULL},
      {NULL}, 73, {"out.json"}},
+    {"stream needs the text format", {"run", "@D/toy.yaml", "--stream", "--output-format", "jsonl", NULL},
+     {NULL}, 78, {"output.stream", "jsonl"}},
     {"empty prompt fails alone", {"run", "@D/toy.yaml", "--prompts", "", "ok", NULL}, {NULL}, 65,
      {"request 0 failed"}},
 };

@@ -76,6 +76,26 @@ def check(name, results, prompts, n, logprobs=False, **ref_kw):
     print("ok  %-40s %d requests" % (name, len(results)))
 
 
+def check_stream(exe, toy, prompts, n):
+    """--stream prints, in request order, each prompt and the raw bytes of its
+    tokens as they are generated; byte for byte what the reference predicts."""
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "toy.yaml")
+        with open(cfg, "w") as f:
+            f.write("runtime:\n  plugin_dirs: [%s]\nengine:\n  max_batch_size: 2\n"
+                    % json.dumps(toy))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MCRT_")}
+        p = subprocess.run([exe, "run", cfg, "--stream", "-n", str(n), "-q", "--prompts"] + prompts,
+                           capture_output=True, env=env, timeout=120)
+        assert p.returncode == 0, p.stderr.decode()
+    want = b""
+    for i, prompt in enumerate(prompts):
+        ref = toy_counter.generate(prompt.encode("utf-8"), n)
+        want += b"--- request %d ---\n" % i + prompt.encode("utf-8") + bytes.fromhex(ref["text_hex"]) + b"\n"
+    assert p.stdout == want, "streamed output differs:\n%r\n%r" % (p.stdout[:200], want[:200])
+    print("ok  %-40s %d requests" % ("stream", len(prompts)))
+
+
 def main():
     exe, toy = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     n = 24
@@ -101,6 +121,7 @@ def main():
           run(exe, toy, PROMPTS, n, model={"max_sequence_length": 48}, expect_rc=65),
           PROMPTS, n, max_sequence_length=48)
     check("zero tokens", run(exe, toy, PROMPTS, 0), PROMPTS, 0)
+    check_stream(exe, toy, PROMPTS, n)
     print("toy pipeline: all scenarios match the reference")
 
 
