@@ -422,67 +422,30 @@ static mcrt_status typed_of(const mcrt_config *s, const char *key, const cfg_ent
     return MCRT_OK;
 }
 
-mcrt_status cfg_get_bool(const mcrt_config *s, const char *key, bool *out)
-{
-    if (!s || !key || !out)
-        return MCRT_E_INVAL;
-    if (s->validated) {
-        const cfg_entry *e;
-        mcrt_status st = typed_of(s, key, &e);
-        if (st != MCRT_OK)
-            return st;
-        if (e->type != MCRT_CFG_BOOL)
-            return MCRT_E_CONFIG;
-        *out = e->b;
-        return MCRT_OK;
-    }
-    const char *text;
-    bool quoted;
-    mcrt_status st = raw_scalar(s, key, &text, &quoted);
-    if (st != MCRT_OK)
-        return st;
-    if (quoted || !cfg_parse_bool(text, out))
-        return MCRT_E_CONFIG;
-    return MCRT_OK;
-}
+/* The three scalar types share one lookup: the typed value of a validated
+ * section, or the raw text of an unvalidated one parsed as `want`. An INT
+ * reads as a FLOAT too. */
+typedef union cfg_scalar {
+    bool b;
+    int64_t i;
+    double f;
+} cfg_scalar;
 
-mcrt_status cfg_get_int(const mcrt_config *s, const char *key, int64_t *out)
+static mcrt_status get_scalar(const mcrt_config *s, const char *key, uint32_t want, cfg_scalar *v)
 {
-    if (!s || !key || !out)
-        return MCRT_E_INVAL;
     if (s->validated) {
         const cfg_entry *e;
         mcrt_status st = typed_of(s, key, &e);
         if (st != MCRT_OK)
             return st;
-        if (e->type != MCRT_CFG_INT)
-            return MCRT_E_CONFIG;
-        *out = e->i;
-        return MCRT_OK;
-    }
-    const char *text;
-    bool quoted;
-    mcrt_status st = raw_scalar(s, key, &text, &quoted);
-    if (st != MCRT_OK)
-        return st;
-    if (quoted || cfg_parse_int(text, out) != 0)
-        return MCRT_E_CONFIG;
-    return MCRT_OK;
-}
-
-mcrt_status cfg_get_float(const mcrt_config *s, const char *key, double *out)
-{
-    if (!s || !key || !out)
-        return MCRT_E_INVAL;
-    if (s->validated) {
-        const cfg_entry *e;
-        mcrt_status st = typed_of(s, key, &e);
-        if (st != MCRT_OK)
-            return st;
-        if (e->type == MCRT_CFG_FLOAT)
-            *out = e->f;
-        else if (e->type == MCRT_CFG_INT)
-            *out = (double)e->i;
+        if (want == MCRT_CFG_BOOL && e->type == MCRT_CFG_BOOL)
+            v->b = e->b;
+        else if (want == MCRT_CFG_INT && e->type == MCRT_CFG_INT)
+            v->i = e->i;
+        else if (want == MCRT_CFG_FLOAT && e->type == MCRT_CFG_FLOAT)
+            v->f = e->f;
+        else if (want == MCRT_CFG_FLOAT && e->type == MCRT_CFG_INT)
+            v->f = (double)e->i;
         else
             return MCRT_E_CONFIG;
         return MCRT_OK;
@@ -492,9 +455,46 @@ mcrt_status cfg_get_float(const mcrt_config *s, const char *key, double *out)
     mcrt_status st = raw_scalar(s, key, &text, &quoted);
     if (st != MCRT_OK)
         return st;
-    if (quoted || cfg_parse_float(text, out) != 0)
+    if (quoted)
         return MCRT_E_CONFIG;
-    return MCRT_OK;
+    bool ok = want == MCRT_CFG_BOOL    ? cfg_parse_bool(text, &v->b)
+              : want == MCRT_CFG_INT   ? cfg_parse_int(text, &v->i) == 0
+              : want == MCRT_CFG_FLOAT ? cfg_parse_float(text, &v->f) == 0
+                                       : false;
+    return ok ? MCRT_OK : MCRT_E_CONFIG;
+}
+
+mcrt_status cfg_get_bool(const mcrt_config *s, const char *key, bool *out)
+{
+    if (!s || !key || !out)
+        return MCRT_E_INVAL;
+    cfg_scalar v;
+    mcrt_status st = get_scalar(s, key, MCRT_CFG_BOOL, &v);
+    if (st == MCRT_OK)
+        *out = v.b;
+    return st;
+}
+
+mcrt_status cfg_get_int(const mcrt_config *s, const char *key, int64_t *out)
+{
+    if (!s || !key || !out)
+        return MCRT_E_INVAL;
+    cfg_scalar v;
+    mcrt_status st = get_scalar(s, key, MCRT_CFG_INT, &v);
+    if (st == MCRT_OK)
+        *out = v.i;
+    return st;
+}
+
+mcrt_status cfg_get_float(const mcrt_config *s, const char *key, double *out)
+{
+    if (!s || !key || !out)
+        return MCRT_E_INVAL;
+    cfg_scalar v;
+    mcrt_status st = get_scalar(s, key, MCRT_CFG_FLOAT, &v);
+    if (st == MCRT_OK)
+        *out = v.f;
+    return st;
 }
 
 mcrt_status cfg_get_string(const mcrt_config *s, const char *key, const char **out)
