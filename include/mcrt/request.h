@@ -3,7 +3,8 @@
  *
  * Requests are allocated, filled and freed by the core. Engines and
  * controllers read them and report progress through the pipeline services'
- * request_update (mcrt/host.h); they never write the struct. A request pointer
+ * request_update (mcrt/host.h); they never write the struct, except the
+ * engine's own engine_data field. A request pointer
  * stays valid from the engine's submit() until the engine reports the request
  * COMPLETED or FAILED and the core has collected it.
  */
@@ -50,7 +51,8 @@ typedef struct mcrt_request {
      * MCRT_UPDATE_PROMPT_TOKENS); NULL before. Core-owned. */
     const int32_t *prompt_tokens;         /* [n_prompt_tokens] */
     size_t n_prompt_tokens;
-    void *engine_data;                    /* free for the engine's own bookkeeping */
+    void *engine_data;                    /* the engine's own bookkeeping; NULL at submit; the
+                                             engine frees what it points to */
 } mcrt_request;
 
 /* What a controller reports about a request. Append-only kinds. */
