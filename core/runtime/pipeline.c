@@ -86,6 +86,16 @@ void pipeline_note_errorv(pipeline *p, const char *tag, const char *fmt, va_list
     pthread_mutex_unlock(&p->err_mu);
 }
 
+/* Set the last error from core code (instances go through host->log). */
+static void set_error(pipeline *p, const char *tag, const char *fmt, ...) MCRT_PRINTF(3, 4);
+static void set_error(pipeline *p, const char *tag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pipeline_note_errorv(p, tag, fmt, ap);
+    va_end(ap);
+}
+
 const char *pipeline_last_error(const pipeline *p) { return p->last_error; }
 
 static pipeline *pipe_of(const mcrt_host *h) { return host_ctx_of(h)->pipe; }
@@ -181,7 +191,7 @@ static mcrt_status check_batch(pipeline *p, const mcrt_step_batch *b)
     }
     if (why != NULL) {
         log_msg(p->log, MCRT_LOG_ERROR, "runtime", "model_step: invalid step batch: %s", why);
-        snprintf(p->last_error, sizeof p->last_error, "model_step: invalid step batch: %s", why);
+        set_error(p, "runtime", "model_step: invalid step batch: %s", why);
         return MCRT_E_INVAL;
     }
     return MCRT_OK;
@@ -548,8 +558,7 @@ static mcrt_status create_component(pipeline *p, component *c, plugin_entry *pe)
     }
     if (st != MCRT_OK) {
         if (p->last_error[0] == '\0')
-            snprintf(p->last_error, sizeof p->last_error, "[%s] create failed: %s", tag,
-                     mcrt_status_str(st));
+            set_error(p, tag, "create failed: %s", mcrt_status_str(st));
         return st;
     }
     c->self = self;

@@ -4,10 +4,15 @@
  * tests/plugins/loader (see its README for what each one is).
  */
 #include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -176,6 +181,58 @@ START_TEST(version_and_help)
 }
 END_TEST
 
+/* Run `mcrt run -v -p x` (no plugins: debug lines, then an error) with stderr on a terminal;
+ * returns what the terminal saw. */
+static char *run_on_tty(const char *no_color)
+{
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    ck_assert_msg(pid >= 0, "forkpty: %s", strerror(errno));
+    if (pid == 0) {
+        if (no_color) setenv("NO_COLOR", no_color, 1);
+        else unsetenv("NO_COLOR");
+        unsetenv("MCRT_PLUGIN_PATH");
+        const char *exe = getenv("MCRT_EXE");
+        execl(exe, exe, "run", "-v", "-p", "x", "--plugin-dir", g_dir, (char *)NULL);
+        _exit(127);
+    }
+    char *out = calloc(1, 65536);
+    size_t n = 0;
+    for (;;) {
+        struct pollfd pf = {master, POLLIN, 0};
+        if (poll(&pf, 1, 20000) <= 0) { kill(pid, SIGKILL); break; }
+        ssize_t r = read(master, out + n, 65535 - n);
+        if (r <= 0) break; /* EIO once the child has exited */
+        n += (size_t)r;
+        if (n >= 65535) break;
+    }
+    close(master);
+    waitpid(pid, NULL, 0);
+    return out;
+}
+
+/* Colour only on a terminal, and never with NO_COLOR set (no-color.org). */
+START_TEST(color_only_on_a_terminal_without_no_color)
+{
+    char *tty = run_on_tty(NULL);
+    ck_assert_msg(strstr(tty, "\033[") != NULL, "no colour on a terminal:\n%s", tty);
+    ck_assert_msg(strstr(tty, "no tokenizer plugin found") != NULL, "%s", tty);
+    free(tty);
+    tty = run_on_tty("1");
+    ck_assert_msg(strstr(tty, "\033[") == NULL, "colour despite NO_COLOR:\n%s", tty);
+    ck_assert_msg(strstr(tty, "no tokenizer plugin found") != NULL, "%s", tty);
+    free(tty);
+    tty = run_on_tty(""); /* empty NO_COLOR does not count */
+    ck_assert_msg(strstr(tty, "\033[") != NULL, "empty NO_COLOR turned colour off:\n%s", tty);
+    free(tty);
+    /* not a terminal: a pipe */
+    const char *args[] = {"run", "-v", "-p", "x", "--plugin-dir", g_dir, NULL};
+    run_result r = run_mcrt(args, NULL, 30);
+    ck_assert_msg(strstr(r.err, "\033[") == NULL, "colour on a pipe:\n%s", r.err);
+    run_result_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     g_toy = strdup(need_env("MCRT_TOY_DIR"));
@@ -189,6 +246,7 @@ int main(void)
     tcase_add_test(tc, search_order_and_shadowing);
     tcase_add_test(tc, world_writable_file_refused);
     tcase_add_test(tc, version_and_help);
+    tcase_add_test(tc, color_only_on_a_terminal_without_no_color);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
