@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "config/config.h"     /* cfg_get_* */
+#include "runtime/host_checkpoint.h" /* checkpoint_services */
 #include "runtime/pipeline.h"  /* pipeline_note_error, pipeline_services */
 
 static void host_logv(const mcrt_host *h, int32_t level, const char *fmt, va_list ap)
@@ -124,6 +125,8 @@ static const void *host_get_ext(const mcrt_host *h, const char *id)
         return NULL;
     if (strcmp(id, MCRT_HOST_EXT_PIPELINE) == 0 && c->pipe != NULL)
         return pipeline_services();
+    if (strcmp(id, MCRT_HOST_EXT_CHECKPOINT) == 0)
+        return checkpoint_services();
     return NULL;
 }
 

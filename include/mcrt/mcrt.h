@@ -4,6 +4,7 @@
 #ifndef MCRT_MCRT_H
 #define MCRT_MCRT_H
 
+#include "mcrt/checkpoint.h" /* reading weights through the host */
 #include "mcrt/config.h"     /* config key declarations */
 #include "mcrt/controller.h" /* mcrt_controller_iface */
 #include "mcrt/engine.h"     /* mcrt_engine_iface */

@@ -396,7 +396,39 @@ ABI_FIELD(mcrt_engine_iface, destroy, 16, void (*)(void *));
 ABI_FIELD(mcrt_engine_iface, submit, 24, mcrt_status (*)(void *, mcrt_request *));
 ABI_FIELD(mcrt_engine_iface, run, 32, mcrt_status (*)(void *));
 ABI_SIZE(mcrt_engine_iface, 40);
+
+/* mcrt_tensor_info (mcrt/checkpoint.h) */
+ABI_FIELD(mcrt_tensor_info, struct_size, 0, uint32_t);
+ABI_FIELD(mcrt_tensor_info, dtype, 4, int32_t);
+ABI_FIELD(mcrt_tensor_info, ndim, 8, int32_t);
+ABI_FIELD(mcrt_tensor_info, reserved, 12, int32_t);
+ABI_FIELD(mcrt_tensor_info, shape, 16, int64_t *);
+ABI_FIELD(mcrt_tensor_info, name, 80, const char *);
+ABI_FIELD(mcrt_tensor_info, nbytes, 88, uint64_t);
+ABI_SIZE(mcrt_tensor_info, 96);
+
+/* mcrt_checkpoint_services (mcrt/checkpoint.h) */
+ABI_FIELD(mcrt_checkpoint_services, struct_size, 0, uint32_t);
+ABI_FIELD(mcrt_checkpoint_services, open, 8,
+          mcrt_status (*)(const mcrt_host *, const char *, mcrt_checkpoint **));
+ABI_FIELD(mcrt_checkpoint_services, close, 16, void (*)(const mcrt_host *, mcrt_checkpoint *));
+ABI_FIELD(mcrt_checkpoint_services, count, 24,
+          size_t (*)(const mcrt_host *, const mcrt_checkpoint *));
+ABI_FIELD(mcrt_checkpoint_services, info_at, 32,
+          mcrt_status (*)(const mcrt_host *, const mcrt_checkpoint *, size_t, mcrt_tensor_info *));
+ABI_FIELD(mcrt_checkpoint_services, find, 40,
+          mcrt_status (*)(const mcrt_host *, const mcrt_checkpoint *, const char *,
+                  mcrt_tensor_info *));
+ABI_FIELD(mcrt_checkpoint_services, read, 48,
+          mcrt_status (*)(const mcrt_host *, const mcrt_checkpoint *, const char *, int32_t,
+                  int64_t, int64_t, int32_t, void *, size_t));
+ABI_FIELD(mcrt_checkpoint_services, view, 56,
+          mcrt_status (*)(const mcrt_host *, const mcrt_checkpoint *, const char *,
+                  const void **, mcrt_tensor_info *));
+ABI_SIZE(mcrt_checkpoint_services, 64);
 #endif /* LP64 */
+
+ABI_ENUM(MCRT_CHECKPOINT_MAX_DIMS, 8);
 
 /* The string ids cannot be checked at compile time in C11; check them here. */
 static int check_id(const char *got, const char *want)
@@ -417,5 +449,6 @@ int main(void)
     bad += check_id(MCRT_IFACE_SAMPLER, "mcrt.sampler/1");
     bad += check_id(MCRT_IFACE_TOKENIZER, "mcrt.tokenizer/1");
     bad += check_id(MCRT_HOST_EXT_PIPELINE, "mcrt.host.pipeline/1");
+    bad += check_id(MCRT_HOST_EXT_CHECKPOINT, "mcrt.host.checkpoint/1");
     return bad == 0 ? 0 : 1;
 }

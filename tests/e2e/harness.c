@@ -136,6 +136,23 @@ void run_result_free(run_result *r)
     r->out = r->err = NULL;
 }
 
+void use_isolated_exe(const char *dir)
+{
+    const char *exe = need_env("MCRT_EXE");
+    char dst[4096];
+    snprintf(dst, sizeof dst, "%s/mcrt", dir);
+    FILE *a = fopen(exe, "rb"), *b = fopen(dst, "wb");
+    if (a == NULL || b == NULL) { perror("copy mcrt"); exit(1); }
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        if (fwrite(buf, 1, n, b) != n) { perror("copy mcrt"); exit(1); }
+    fclose(a);
+    if (fclose(b) != 0) { perror("copy mcrt"); exit(1); }
+    chmod(dst, 0755);
+    setenv("MCRT_EXE", dst, 1);
+}
+
 char *scratch_dir(void)
 {
     const char *base = getenv("TEST_SCRATCH");

@@ -27,6 +27,10 @@ void run_result_free(run_result *r);
 char *scratch_dir(void);
 /* Write `text` to dir/name; returns a malloc'd path. */
 char *write_file(const char *dir, const char *name, const char *text);
+/* Copy MCRT_EXE into dir/mcrt and point MCRT_EXE at the copy, so runs see no
+ * build-tree plugins (the registry searches <dir of mcrt>/plugins): tests that
+ * need "no plugin of a kind" stay true as plugins are added to the tree. */
+void use_isolated_exe(const char *dir);
 /* Environment variable or abort the test with a message. */
 const char *need_env(const char *name);
 

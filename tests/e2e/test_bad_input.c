@@ -27,6 +27,10 @@ typedef struct bad_case {
     const char *expect[4];    /* substrings of stderr */
 } bad_case;
 
+/* Every toy kind named, so shipped plugins in the build tree never win "auto". */
+#define TOY_NAMES "engine:\n  name: fifo\ncontroller:\n  name: toy\n" \
+                  "sampler:\n  name: greedy\ntokenizer:\n  name: bytes\n"
+
 /* Files written into @D before the cases run. */
 static const struct { const char *name, *text; } files[] = {
     {"good.yaml", "plugins_ok: 1\n"},
@@ -52,9 +56,9 @@ static const struct { const char *name, *text; } files[] = {
     {"int_overflow.yaml", "engine:\n  max_batch_size: 99999999999999999999999\n"},
     {"unknown_plugin.yaml", "engine:\n  name: staitc\n"},
     {"toy.yaml", "runtime:\n  plugin_dirs: [\"@TOY\"]\ngeneration:\n  prompts: [\"hello\"]\n"
-                 "  num_tokens_to_generate: 4\n"},
-    {"toy_badkey.yaml", "runtime:\n  plugin_dirs: [\"@TOY\"]\nmodel:\n  kv_blok_size: 16\n"},
-    {"toy_badval.yaml", "runtime:\n  plugin_dirs: [\"@TOY\"]\nmodel:\n  kv_block_size: 0\n"},
+                 "  num_tokens_to_generate: 4\nmodel:\n  name: counter\n" TOY_NAMES},
+    {"toy_badkey.yaml", "runtime:\n  plugin_dirs: [\"@TOY\"]\nmodel:\n  kv_blok_size: 16\n" TOY_NAMES},
+    {"toy_badval.yaml", "runtime:\n  plugin_dirs: [\"@TOY\"]\nmodel:\n  kv_block_size: 0\n" TOY_NAMES},
     {"old_abi.yaml", "runtime:\n  plugin_dirs: [\"@TOY\", \"@LOADER\"]\nsampler:\n  name: oldabi\n"},
     {"zero.yaml", "runtime:\n  plugin_dirs: [\"@TOY\", \"@LOADER\"]\nsampler:\n  name: zeroscore\n"},
     {"prompts_empty.txt", ""},
@@ -213,6 +217,7 @@ END_TEST
 int main(void)
 {
     g_dir = scratch_dir();
+    use_isolated_exe(g_dir);
     g_toy = strdup(need_env("MCRT_TOY_DIR"));
     g_loader = strdup(need_env("MCRT_LOADER_DIR"));
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {

@@ -82,7 +82,9 @@ START_TEST(auto_skips_zero_score_with_reason)
     char yaml[8192];
     snprintf(yaml, sizeof yaml,
              "runtime:\n  plugin_dirs: [\"%s\", \"%s\"]\n  log_level: info\n"
-             "generation:\n  prompts: [\"ab\"]\n  num_tokens_to_generate: 2\n",
+             "generation:\n  prompts: [\"ab\"]\n  num_tokens_to_generate: 2\n"
+             "engine:\n  name: fifo\ncontroller:\n  name: toy\nmodel:\n  name: counter\n"
+             "tokenizer:\n  name: bytes\n",
              g_toy, g_loader);
     char *cfg = write_file(g_dir, "auto.yaml", yaml);
     const char *args[] = {"run", cfg, NULL};
@@ -238,6 +240,7 @@ int main(void)
     g_toy = strdup(need_env("MCRT_TOY_DIR"));
     g_loader = strdup(need_env("MCRT_LOADER_DIR"));
     g_dir = scratch_dir();
+    use_isolated_exe(g_dir);
     Suite *s = suite_create("loader");
     TCase *tc = tcase_create("loader");
     tcase_set_timeout(tc, 120);

@@ -22,6 +22,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tools", "reference"))
 import toy_counter  # noqa: E402
 
+# Every kind named: shipped plugins in the build tree must not win "auto".
+TOY_NAMES = ("engine:\n  name: fifo\ncontroller:\n  name: toy\nsampler:\n  name: greedy\n"
+             "tokenizer:\n  name: bytes\n")
+
 PROMPTS = ["Hello", "w\u00f6rld \u4e16\u754c", "a", "The quick brown fox jumps over the lazy dog",
            "\U0001F600 emoji", "x" * 37]
 
@@ -32,6 +36,7 @@ def run(exe, toy_dir, prompts, n, extra=(), model=None, expect_rc=0):
         cfg = os.path.join(d, "toy.yaml")
         with open(cfg, "w") as f:
             f.write("runtime:\n  plugin_dirs: [%s]\n" % json.dumps(toy_dir))
+            f.write(TOY_NAMES)
             f.write("model:\n  name: counter\n")
             for k, v in model.items():
                 f.write("  %s: %s\n" % (k, v))
@@ -82,8 +87,9 @@ def check_stream(exe, toy, prompts, n):
     with tempfile.TemporaryDirectory() as d:
         cfg = os.path.join(d, "toy.yaml")
         with open(cfg, "w") as f:
-            f.write("runtime:\n  plugin_dirs: [%s]\nengine:\n  max_batch_size: 2\n"
-                    % json.dumps(toy))
+            f.write("runtime:\n  plugin_dirs: [%s]\n" % json.dumps(toy))
+            f.write(TOY_NAMES.replace("  name: fifo\n", "  name: fifo\n  max_batch_size: 2\n"))
+            f.write("model:\n  name: counter\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MCRT_")}
         p = subprocess.run([exe, "run", cfg, "--stream", "-n", str(n), "-q", "--prompts"] + prompts,
                            capture_output=True, env=env, timeout=120)
