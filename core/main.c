@@ -5,6 +5,7 @@
  *   mcrt run [CONFIG] [flags]      generate text (Megatron-Core's static batch flow)
  *   mcrt config [CONFIG] [flags]   print the effective configuration and sources
  *   mcrt plugins [--plugin-dir D]  list plugins, their scores and config keys
+ *   mcrt tokenize | detokenize     text <-> ids with the configured tokenizer
  *   mcrt --version | --help | help COMMAND
  *
  * Exit codes (docs/cli.md): 0 ok, 64 usage, 65 data (some requests failed),
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "commands/tokenize.h" /* cmd_tokenize */
 #include "config/config.h"     /* cfg_tree, cfg_build, cfg_validate_* */
 #include "mcrt/plugin.h"       /* MCRT_ABI_* */
 #include "mcrt/request.h"      /* MCRT_REQ_* */
@@ -51,6 +53,8 @@ static void usage_main(FILE *out)
           "  run [CONFIG] [flags]       generate text for prompts (see `mcrt run --help`)\n"
           "  config [CONFIG] [flags]    print the effective configuration and where each value came from\n"
           "  plugins [--plugin-dir D]   list plugins: kind, name, version, ABI, score, config keys\n"
+          "  tokenize [CONFIG] TEXT...  print the token ids (and --pieces) of each text\n"
+          "  detokenize [CONFIG] ID...  print the text of token ids\n"
           "  help [COMMAND]             this text, or a command's help\n"
           "\n"
           "options:\n"
@@ -609,6 +613,8 @@ int main(int argc, char **argv)
         else if (strcmp(what, "run") == 0) usage_run(stdout);
         else if (strcmp(what, "config") == 0) usage_config(stdout);
         else if (strcmp(what, "plugins") == 0) usage_plugins(stdout);
+        else if (strcmp(what, "tokenize") == 0) cmd_tokenize_usage(stdout, false);
+        else if (strcmp(what, "detokenize") == 0) cmd_tokenize_usage(stdout, true);
         else {
             fprintf(stderr, "mcrt help: unknown command '%s'\n", what);
             return EXIT_USAGE;
@@ -621,7 +627,11 @@ int main(int argc, char **argv)
         return cmd_config(argc - 1, argv + 1, exe);
     if (strcmp(cmd, "plugins") == 0)
         return cmd_plugins(argc - 1, argv + 1, exe);
-    static const char *const cmds[] = {"run", "config", "plugins", "help"};
+    if (strcmp(cmd, "tokenize") == 0)
+        return cmd_tokenize(argc - 1, argv + 1, exe, false);
+    if (strcmp(cmd, "detokenize") == 0)
+        return cmd_tokenize(argc - 1, argv + 1, exe, true);
+    static const char *const cmds[] = {"run", "config", "plugins", "tokenize", "detokenize", "help"};
     const char *best = NULL;
     size_t bd = 3;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
