@@ -1,0 +1,804 @@
+/*
+ * kernels/cpu/avx2.c: AVX2 + FMA + F16C inner kernels. This translation unit
+ * alone is compiled with -mavx2 -mfma -mf16c; fast.c calls into it only after
+ * the context's cpuid check said the CPU has all three.
+ *
+ * Legend: T tokens, K/N matmul in/out, C hidden, HS head size, R query heads
+ * per kv head, BS block size.
+ *
+ * Numerics (what the tests bound, see tests/kernels):
+ *  - matmul: f32 FMA accumulation in a different order than the reference's
+ *    f64 sum; 16-bit weights are widened exactly (bf16: shift by 16; f16:
+ *    vcvtph2ps), so only rounding of the sums differs.
+ *  - norms: f32 vector sums for mean and variance (two passes).
+ *  - exp: Cephes-style range reduction + degree-5 polynomial, ~2 ulp, inputs
+ *    clamped to [-87.3, 88.4] (so exp(-inf) gives ~1e-38, never NaN).
+ *  - GELU tanh as x * sigmoid(2u) (no cancellation for negative x); GELU erf
+ *    as 0.5x * erfc(-x/sqrt2) with Numerical Recipes' erfcc (relative error
+ *    < 1.2e-7 everywhere); SiLU as a / (1 + exp(-a)).
+ *  - attention: online softmax (running max, rescaled sums) in f32.
+ */
+#include "avx2.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "../dtype.h" /* mk_load_f32 (scalar tails) */
+#include "internal.h" /* mk_kv_at, activation_ref_elementwise */
+
+#define MK_INLINE static inline __attribute__((always_inline))
+
+/* --- small helpers ------------------------------------------------------------- */
+
+MK_INLINE float hsum256(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+    return _mm_cvtss_f32(lo);
+}
+
+MK_INLINE float hmax256(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_max_ps(lo, hi);
+    lo = _mm_max_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_max_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+    return _mm_cvtss_f32(lo);
+}
+
+/* 8 consecutive weights w[i .. i+8) of dtype dt, widened to f32 (exact). */
+MK_INLINE __m256 load8_w(const void *w, size_t i, int32_t dt)
+{
+    if (dt == MCRT_DTYPE_F32)
+        return _mm256_loadu_ps((const float *)w + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    if (dt == MCRT_DTYPE_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+}
+
+/* e^x, ~2 ulp over the clamped range. */
+MK_INLINE __m256 exp256(__m256 x)
+{
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.3762626647949f));
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3365478515625f)); /* keeps 2^n normal */
+    /* n = round(x / ln2); r = x - n ln2 in two parts (Cody-Waite) */
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    /* e^r = 1 + r + r^2 P(r) on |r| <= ln2/2 */
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r2 = _mm256_mul_ps(r, r);
+    p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    /* times 2^n, built in the exponent field */
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+                                  23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* ================================================================================
+ * matmul, small T (decode, small batches): y[t, n] = dot(x[t, :], w[n, :])
+ * with TR x-rows and NR w-rows per tile (T = 1: one row at a time, a linear
+ * stream), f32 vector accumulators reduced at the end. No packing: the
+ * weights stream once from memory, widened in registers, with software
+ * prefetches ahead of the stream.
+ * ============================================================================== */
+
+MK_INLINE void dot_tile(const int TR, const int NR, const int32_t dt, float *y, int ldy,
+                        const float *x, int ldx, const void *w, int K, int n, const float *bias)
+{
+    /* y is [TR, ldy] at column n; x is [TR, ldx]; w rows n .. n+NR of [N,K] */
+    __m256 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < TR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; j++)
+            acc[i][j] = _mm256_setzero_ps();
+    /* The next NR rows are contiguous after these: prefetch them at the rate
+     * these are consumed (NR * 8 weights per step), one tile ahead, so DRAM
+     * streams one linear region instead of NR short row streams. */
+    const size_t esz = dt == MCRT_DTYPE_F32 ? 4 : 2;
+    /* (integer arithmetic: past the last tile this points beyond w, harmless
+     * for a prefetch but not a pointer C lets us form) */
+    const uintptr_t pf = (uintptr_t)w + (uintptr_t)(n + NR) * (uintptr_t)K * esz;
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (size_t off = 0; off < (size_t)NR * 8 * esz; off += 64)
+            _mm_prefetch((const char *)(pf + (uintptr_t)k * NR * esz + off), _MM_HINT_T1);
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; j++)
+            wv[j] = load8_w(w, (size_t)(n + j) * K + k, dt);
+#pragma GCC unroll 4
+        for (int i = 0; i < TR; i++) {
+            __m256 xv = _mm256_loadu_ps(x + (size_t)i * ldx + k);
+#pragma GCC unroll 4
+            for (int j = 0; j < NR; j++)
+                acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < TR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; j++) {
+            float s = hsum256(acc[i][j]);
+            for (int kk = k; kk < K; kk++) /* K % 8 tail */
+                s += x[(size_t)i * ldx + kk] * mk_load_f32(w, dt, (size_t)(n + j) * K + kk);
+            y[(size_t)i * ldy + n + j] = bias ? s + bias[n + j] : s;
+        }
+}
+
+/* T = 1: y[n0..n1) = w[n0..n1, :] . x (+ bias), one weight row at a time with
+ * four accumulators along K. Consecutive rows are contiguous, so the weights
+ * are read as one linear stream, which the hardware prefetcher follows best. */
+MK_INLINE void gemv_rows(const int32_t dt, float *y, const float *x, const void *w,
+                         const float *bias, int K, int n0, int n1)
+{
+    /* a software prefetch 1 KiB ahead of the stream adds ~15-20% over the
+     * hardware prefetcher alone (measured on Zen 3); integer arithmetic, as
+     * it runs past the end of w on the last row */
+    const uintptr_t wb = (uintptr_t)w, esz = dt == MCRT_DTYPE_F32 ? 4 : 2;
+    for (int n = n0; n < n1; n++) {
+        size_t base = (size_t)n * K;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int k = 0;
+        for (; k + 32 <= K; k += 32) {
+            const uintptr_t ahead = wb + (base + (size_t)k) * esz + 1024;
+            _mm_prefetch((const char *)ahead, _MM_HINT_T0); /* 32 weights: 64 or 128 bytes */
+            if (esz == 4)
+                _mm_prefetch((const char *)(ahead + 64), _MM_HINT_T0);
+            a0 = _mm256_fmadd_ps(load8_w(w, base + k, dt), _mm256_loadu_ps(x + k), a0);
+            a1 = _mm256_fmadd_ps(load8_w(w, base + k + 8, dt), _mm256_loadu_ps(x + k + 8), a1);
+            a2 = _mm256_fmadd_ps(load8_w(w, base + k + 16, dt), _mm256_loadu_ps(x + k + 16), a2);
+            a3 = _mm256_fmadd_ps(load8_w(w, base + k + 24, dt), _mm256_loadu_ps(x + k + 24), a3);
+        }
+        for (; k + 8 <= K; k += 8)
+            a0 = _mm256_fmadd_ps(load8_w(w, base + k, dt), _mm256_loadu_ps(x + k), a0);
+        float s = hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        for (; k < K; k++) /* K % 8 tail */
+            s += x[k] * mk_load_f32(w, dt, base + k);
+        y[n] = bias ? s + bias[n] : s;
+    }
+}
+
+/* One row block: y[TR, n0..n1) for TR rows of x [TR, ldx], NR columns at a time. */
+MK_INLINE void dot_rows(const int TR, const int NR, const int32_t dt, float *y, int ldy,
+                        const float *x, int ldx, const void *w, int K, int n0, int n1,
+                        const float *bias)
+{
+    int n = n0;
+    for (; n + NR <= n1; n += NR)
+        dot_tile(TR, NR, dt, y, ldy, x, ldx, w, K, n, bias);
+    for (; n < n1; n++)
+        dot_tile(TR, 1, dt, y, ldy, x, ldx, w, K, n, bias);
+}
+
+/* y[T, n0..n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias), T <= MK_AVX2_MATMUL_SMALL_T:
+ * row tiles of 4 (3 columns at a time: 12 accumulators) and a remainder of 1-3 rows. */
+MK_INLINE void matmul_small(const int32_t dt, float *y, const float *x, const void *w,
+                            const float *bias, int T, int K, int N, int n0, int n1)
+{
+    /* weights are re-read per x-row tile; blocks of ~192 KiB of weight rows
+     * keep them in L2 meanwhile, so DRAM sees each weight once */
+    size_t wsize = dt == MCRT_DTYPE_F32 ? 4 : 2;
+    int nblk = (int)((192u * 1024u) / ((size_t)K * wsize));
+    if (nblk < 8)
+        nblk = 8;
+    if (T == 1) {
+        gemv_rows(dt, y, x, w, bias, K, n0, n1);
+        return;
+    }
+    for (int nb = n0; nb < n1; nb += nblk) {
+        int ne = nb + nblk < n1 ? nb + nblk : n1;
+        int t = 0;
+        for (; t + 4 <= T; t += 4)
+            dot_rows(4, 3, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias);
+        switch (T - t) {
+        case 3: dot_rows(3, 3, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
+        case 2: dot_rows(2, 4, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
+        case 1: dot_rows(1, 4, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
+        default: break;
+        }
+    }
+}
+
+/* ================================================================================
+ * matmul, large T: BLIS-style. For each block of NC columns and KC of K, the
+ * W tile is widened and transposed into scratch as 16-column panels
+ * Bp[k][16] (about 1.5 MiB: L3); for each block of MC rows, x is packed as
+ * 6-row panels Ap[k][6] (72 KiB: L2); a 6x16 register-blocked outer-product
+ * kernel (12 accumulators, 2 loads and 6 broadcasts per 12 FMAs) sweeps the
+ * row panels over each column panel (16 KiB: L1).
+ * ============================================================================== */
+
+enum { MR = 6, NR = 16, KC = 256, NC = 1536, MC = 72 };
+
+/* 8x8 transpose of f32 registers. */
+MK_INLINE void transpose8(__m256 *r)
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* Bp [nc16/16][kc][16] (nc16 = nc rounded up to 16, padding columns zero)
+ * from w rows nb .. nb+nc, k columns kb .. kb+kc. */
+MK_INLINE void pack_b(const int32_t dt, float *Bp, const void *w, int K, int nb, int nc, int kb,
+                      int kc)
+{
+    for (int j = 0; j < nc; j += NR) {
+        float *panel = Bp + (size_t)(j / NR) * kc * NR;
+        for (int half = 0; half < 2; half++) {
+            int r0 = j + half * 8; /* first of 8 w rows, relative to nb */
+            int k = 0;
+            for (; k + 8 <= kc; k += 8) {
+                __m256 r[8];
+                for (int i = 0; i < 8; i++)
+                    r[i] = r0 + i < nc ? load8_w(w, (size_t)(nb + r0 + i) * K + kb + k, dt)
+                                       : _mm256_setzero_ps();
+                transpose8(r); /* r[q] = column k+q of the 8 rows */
+                for (int q = 0; q < 8; q++)
+                    _mm256_store_ps(panel + (size_t)(k + q) * NR + half * 8, r[q]);
+            }
+            for (; k < kc; k++) /* kc % 8 tail */
+                for (int i = 0; i < 8; i++)
+                    panel[(size_t)k * NR + half * 8 + i] =
+                        r0 + i < nc ? mk_load_f32(w, dt, (size_t)(nb + r0 + i) * K + kb + k) : 0.0f;
+        }
+    }
+}
+
+/* C[mr, nr] (=|+=) A[mr, kc] . Bp[kc, 16]; A packed as Ap[kc][6], C at ldc.
+ * first: C = bias (or 0) + AB, else C += AB. */
+static void ukernel_6x16(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                         size_t ldc, int first, const float *bias)
+{
+    /* the C tile is read (or written) only after the k loop: fetch it now,
+     * it is rarely still in L1/L2 (T x NC floats of y between visits) */
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (size_t)i * ldc + NR - 1), _MM_HINT_T0);
+    }
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b + (size_t)k * NR), b1 = _mm256_load_ps(b + (size_t)k * NR + 8);
+        __m256 av;
+        av = _mm256_broadcast_ss(a + (size_t)k * MR + 0);
+        c00 = _mm256_fmadd_ps(av, b0, c00);
+        c01 = _mm256_fmadd_ps(av, b1, c01);
+        av = _mm256_broadcast_ss(a + (size_t)k * MR + 1);
+        c10 = _mm256_fmadd_ps(av, b0, c10);
+        c11 = _mm256_fmadd_ps(av, b1, c11);
+        av = _mm256_broadcast_ss(a + (size_t)k * MR + 2);
+        c20 = _mm256_fmadd_ps(av, b0, c20);
+        c21 = _mm256_fmadd_ps(av, b1, c21);
+        av = _mm256_broadcast_ss(a + (size_t)k * MR + 3);
+        c30 = _mm256_fmadd_ps(av, b0, c30);
+        c31 = _mm256_fmadd_ps(av, b1, c31);
+        av = _mm256_broadcast_ss(a + (size_t)k * MR + 4);
+        c40 = _mm256_fmadd_ps(av, b0, c40);
+        c41 = _mm256_fmadd_ps(av, b1, c41);
+        av = _mm256_broadcast_ss(a + (size_t)k * MR + 5);
+        c50 = _mm256_fmadd_ps(av, b0, c50);
+        c51 = _mm256_fmadd_ps(av, b1, c51);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    if (mr == MR && nr == NR) {
+        __m256 bb0 = _mm256_setzero_ps(), bb1 = _mm256_setzero_ps();
+        if (first && bias) {
+            bb0 = _mm256_loadu_ps(bias);
+            bb1 = _mm256_loadu_ps(bias + 8);
+        }
+        for (int i = 0; i < MR; i++) {
+            float *ci = c + (size_t)i * ldc;
+            __m256 o0 = first ? bb0 : _mm256_loadu_ps(ci);
+            __m256 o1 = first ? bb1 : _mm256_loadu_ps(ci + 8);
+            _mm256_storeu_ps(ci, _mm256_add_ps(o0, acc[i][0]));
+            _mm256_storeu_ps(ci + 8, _mm256_add_ps(o1, acc[i][1]));
+        }
+        return;
+    }
+    float tmp[MR][NR];
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(tmp[i], acc[i][0]);
+        _mm256_storeu_ps(tmp[i] + 8, acc[i][1]);
+    }
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *cij = c + (size_t)i * ldc + j;
+            float base = first ? (bias ? bias[j] : 0.0f) : *cij;
+            *cij = base + tmp[i][j];
+        }
+}
+
+/* Ap [ceil(mt/6)][kc][6] from x rows t0 .. t0+mt, k columns kb .. kb+kc (rows
+ * past mt repeat the last row; their results are never stored). */
+static void pack_a(float *Ap, const float *x, int K, int t0, int mt, int kb, int kc)
+{
+    for (int i = 0; i < mt; i += MR) {
+        float *tile = Ap + (size_t)(i / MR) * kc * MR;
+        const float *rows[MR];
+        for (int r = 0; r < MR; r++)
+            rows[r] = x + (size_t)(t0 + (i + r < mt ? i + r : mt - 1)) * K + kb;
+        for (int k = 0; k < kc; k++)
+            for (int r = 0; r < MR; r++)
+                tile[(size_t)k * MR + r] = rows[r][k];
+    }
+}
+
+/* y[T, n0..n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias), any T; Bp is the
+ * scratch (KC*NC floats for B, then MC*KC for A). */
+MK_INLINE void matmul_packed(const int32_t dt, float *y, const float *x, const void *w,
+                             const float *bias, int T, int K, int N, int n0, int n1, float *Bp)
+{
+    float *Ap = Bp + (size_t)KC * NC; /* after the B tile in scratch */
+    for (int nb = n0; nb < n1; nb += NC) {
+        int nc = nb + NC < n1 ? NC : n1 - nb;
+        for (int kb = 0; kb < K; kb += KC) {
+            int kc = kb + KC < K ? KC : K - kb;
+            pack_b(dt, Bp, w, K, nb, nc, kb, kc);
+            for (int tb = 0; tb < T; tb += MC) {
+                int te = tb + MC < T ? tb + MC : T;
+                pack_a(Ap, x, K, tb, te - tb, kb, kc);
+                for (int j = 0; j < nc; j += NR) {
+                    int nr = nc - j < NR ? nc - j : NR;
+                    const float *panel = Bp + (size_t)(j / NR) * kc * NR;
+                    for (int t = tb; t < te; t += MR) {
+                        int mr = te - t < MR ? te - t : MR;
+                        ukernel_6x16(mr, nr, kc, Ap + (size_t)((t - tb) / MR) * kc * MR, panel,
+                                     y + (size_t)t * N + nb + j, (size_t)N, kb == 0,
+                                     bias ? bias + nb + j : NULL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+size_t mk_avx2_matmul_scratch(int T, int K)
+{
+    (void)K;
+    return T <= MK_AVX2_MATMUL_SMALL_T ? 0 : (size_t)(KC * NC + MC * KC) * sizeof(float);
+}
+
+void mk_avx2_matmul(float *y, const float *x, const void *w, int32_t w_dtype, const float *bias,
+                    int T, int K, int N, int n0, int n1, void *scratch)
+{
+    /* y is [T,N] (columns n0..n1 written); x is [T,K]; w is [N,K]; bias is [N] */
+    if (T <= MK_AVX2_MATMUL_SMALL_T) {
+        switch (w_dtype) {
+        case MCRT_DTYPE_F32: matmul_small(MCRT_DTYPE_F32, y, x, w, bias, T, K, N, n0, n1); break;
+        case MCRT_DTYPE_BF16: matmul_small(MCRT_DTYPE_BF16, y, x, w, bias, T, K, N, n0, n1); break;
+        default: matmul_small(MCRT_DTYPE_F16, y, x, w, bias, T, K, N, n0, n1); break;
+        }
+        return;
+    }
+    float *Bp = scratch;
+    switch (w_dtype) {
+    case MCRT_DTYPE_F32: matmul_packed(MCRT_DTYPE_F32, y, x, w, bias, T, K, N, n0, n1, Bp); break;
+    case MCRT_DTYPE_BF16: matmul_packed(MCRT_DTYPE_BF16, y, x, w, bias, T, K, N, n0, n1, Bp); break;
+    default: matmul_packed(MCRT_DTYPE_F16, y, x, w, bias, T, K, N, n0, n1, Bp); break;
+    }
+}
+
+/* ================================================================================
+ * norms (fused residual add)
+ * ============================================================================== */
+
+/* s = x + r for one row into st (which may be out, x or r), returns sum(s). */
+MK_INLINE float residual_row(float *st, const float *xt, const float *rt, int C)
+{
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int c = 0;
+    for (; c + 16 <= C; c += 16) {
+        __m256 v0 = _mm256_loadu_ps(xt + c), v1 = _mm256_loadu_ps(xt + c + 8);
+        if (rt) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rt + c));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rt + c + 8));
+        }
+        _mm256_storeu_ps(st + c, v0);
+        _mm256_storeu_ps(st + c + 8, v1);
+        acc0 = _mm256_add_ps(acc0, v0);
+        acc1 = _mm256_add_ps(acc1, v1);
+    }
+    float sum = hsum256(_mm256_add_ps(acc0, acc1));
+    for (; c < C; c++) {
+        float s = rt ? xt[c] + rt[c] : xt[c];
+        st[c] = s;
+        sum += s;
+    }
+    return sum;
+}
+
+void mk_avx2_layernorm_rows(float *out, float *resid_out, const float *x, const float *r,
+                            const float *weight, const float *bias, float eps, int one_p, int T,
+                            int C)
+{
+    /* out, resid_out, x, r are [T,C]; weight, bias are [C] */
+    const __m256 one = _mm256_set1_ps(one_p ? 1.0f : 0.0f);
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * C, *rt = r ? r + (size_t)t * C : NULL;
+        float *ot = out + (size_t)t * C;
+        float *st = resid_out ? resid_out + (size_t)t * C : ot; /* s lives here */
+        float mean = residual_row(st, xt, rt, C) / (float)C;
+        /* biased variance around the mean (second pass) */
+        __m256 vm = _mm256_set1_ps(mean), acc = _mm256_setzero_ps();
+        int c = 0;
+        for (; c + 8 <= C; c += 8) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(st + c), vm);
+            acc = _mm256_fmadd_ps(d, d, acc);
+        }
+        float var = hsum256(acc);
+        for (; c < C; c++)
+            var += (st[c] - mean) * (st[c] - mean);
+        float rstd = 1.0f / sqrtf(var / (float)C + eps);
+        __m256 vr = _mm256_set1_ps(rstd);
+        for (c = 0; c + 8 <= C; c += 8) {
+            __m256 g = _mm256_add_ps(_mm256_loadu_ps(weight + c), one);
+            __m256 nrm = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(st + c), vm), vr);
+            __m256 b = bias ? _mm256_loadu_ps(bias + c) : _mm256_setzero_ps();
+            _mm256_storeu_ps(ot + c, _mm256_fmadd_ps(nrm, g, b));
+        }
+        for (; c < C; c++) {
+            float g = weight[c] + (one_p ? 1.0f : 0.0f);
+            ot[c] = (st[c] - mean) * rstd * g + (bias ? bias[c] : 0.0f);
+        }
+    }
+}
+
+void mk_avx2_rmsnorm_rows(float *out, float *resid_out, const float *x, const float *r,
+                          const float *weight, float eps, int one_p, int T, int C)
+{
+    /* out, resid_out, x, r are [T,C]; weight is [C] */
+    const __m256 one = _mm256_set1_ps(one_p ? 1.0f : 0.0f);
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * C, *rt = r ? r + (size_t)t * C : NULL;
+        float *ot = out + (size_t)t * C;
+        float *st = resid_out ? resid_out + (size_t)t * C : ot;
+        (void)residual_row(st, xt, rt, C);
+        __m256 acc = _mm256_setzero_ps();
+        int c = 0;
+        for (; c + 8 <= C; c += 8) {
+            __m256 v = _mm256_loadu_ps(st + c);
+            acc = _mm256_fmadd_ps(v, v, acc);
+        }
+        float ss = hsum256(acc);
+        for (; c < C; c++)
+            ss += st[c] * st[c];
+        float rstd = 1.0f / sqrtf(ss / (float)C + eps);
+        __m256 vr = _mm256_set1_ps(rstd);
+        for (c = 0; c + 8 <= C; c += 8) {
+            __m256 g = _mm256_add_ps(_mm256_loadu_ps(weight + c), one);
+            _mm256_storeu_ps(ot + c, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(st + c), vr), g));
+        }
+        for (; c < C; c++)
+            ot[c] = st[c] * rstd * (weight[c] + (one_p ? 1.0f : 0.0f));
+    }
+}
+
+/* ================================================================================
+ * attention: a block of consecutive query tokens of one sequence, times the R
+ * query heads of one kv head ("rows", token-major: row i is token i / R, head
+ * g*R + i % R), online softmax over the keys 0 .. last position, causal.
+ * Keys are taken in chunks of up to ACH positions gathered through the block
+ * table (any block size, even 1, gives full chunks). Per chunk:
+ *   S = Q K^T (2 rows x 4 keys register tiles, reduced with hadd),
+ *   per row: mask keys past the row's position, new running max m, rescale
+ *   factor exp(m_old - m_new) for the running denominator l and numerator
+ *   acc[HS], probabilities p = exp(S - m),
+ *   acc += P V (2 rows x 32 channels register tiles).
+ * Rows are padded to an even count with a dummy row that is always masked.
+ * ============================================================================== */
+
+enum { ACH = 64 };
+
+size_t mk_avx2_attention_scratch(int rows, int HS)
+{
+    size_t r2 = (size_t)rows + 1; /* the dummy row */
+    size_t floats = r2 * (2 * (size_t)HS + ACH + 3);
+    return floats * sizeof(float) + 2 * (ACH + 4) * sizeof(const float *) + 128;
+}
+
+/* s0[0..4) = q0 . k[0..4), s1[0..4) = q1 . k[0..4). */
+MK_INLINE void score_2x4(const float *q0, const float *q1, const float *const *kp, int HS,
+                         float *s0, float *s1)
+{
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a03 = a00;
+    __m256 a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    const float *k0 = kp[0], *k1 = kp[1], *k2 = kp[2], *k3 = kp[3];
+    int c = 0;
+    for (; c + 8 <= HS; c += 8) {
+        __m256 x0 = _mm256_loadu_ps(q0 + c), x1 = _mm256_loadu_ps(q1 + c);
+        __m256 kv = _mm256_loadu_ps(k0 + c);
+        a00 = _mm256_fmadd_ps(x0, kv, a00);
+        a10 = _mm256_fmadd_ps(x1, kv, a10);
+        kv = _mm256_loadu_ps(k1 + c);
+        a01 = _mm256_fmadd_ps(x0, kv, a01);
+        a11 = _mm256_fmadd_ps(x1, kv, a11);
+        kv = _mm256_loadu_ps(k2 + c);
+        a02 = _mm256_fmadd_ps(x0, kv, a02);
+        a12 = _mm256_fmadd_ps(x1, kv, a12);
+        kv = _mm256_loadu_ps(k3 + c);
+        a03 = _mm256_fmadd_ps(x0, kv, a03);
+        a13 = _mm256_fmadd_ps(x1, kv, a13);
+    }
+    /* eight horizontal sums at once */
+    __m256 g0 = _mm256_hadd_ps(_mm256_hadd_ps(a00, a01), _mm256_hadd_ps(a02, a03));
+    __m256 g1 = _mm256_hadd_ps(_mm256_hadd_ps(a10, a11), _mm256_hadd_ps(a12, a13));
+    __m128 r0 = _mm_add_ps(_mm256_castps256_ps128(g0), _mm256_extractf128_ps(g0, 1));
+    __m128 r1 = _mm_add_ps(_mm256_castps256_ps128(g1), _mm256_extractf128_ps(g1, 1));
+    _mm_storeu_ps(s0, r0);
+    _mm_storeu_ps(s1, r1);
+    for (; c < HS; c++) /* HS % 8 tail */
+        for (int j = 0; j < 4; j++) {
+            s0[j] += q0[c] * kp[j][c];
+            s1[j] += q1[c] * kp[j][c];
+        }
+}
+
+/* acc0 += sum_j p0[j] v_j, acc1 += sum_j p1[j] v_j over n keys, all HS channels. */
+MK_INLINE void pv_2rows(float *acc0, float *acc1, const float *p0, const float *p1,
+                        const float *const *vp, int n, int HS)
+{
+    int c = 0;
+    for (; c + 32 <= HS; c += 32) {
+        __m256 a00 = _mm256_loadu_ps(acc0 + c), a01 = _mm256_loadu_ps(acc0 + c + 8);
+        __m256 a02 = _mm256_loadu_ps(acc0 + c + 16), a03 = _mm256_loadu_ps(acc0 + c + 24);
+        __m256 a10 = _mm256_loadu_ps(acc1 + c), a11 = _mm256_loadu_ps(acc1 + c + 8);
+        __m256 a12 = _mm256_loadu_ps(acc1 + c + 16), a13 = _mm256_loadu_ps(acc1 + c + 24);
+        for (int j = 0; j < n; j++) {
+            const float *v = vp[j] + c;
+            __m256 w0 = _mm256_broadcast_ss(p0 + j), w1 = _mm256_broadcast_ss(p1 + j);
+            __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+            __m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+            a00 = _mm256_fmadd_ps(w0, v0, a00);
+            a01 = _mm256_fmadd_ps(w0, v1, a01);
+            a02 = _mm256_fmadd_ps(w0, v2, a02);
+            a03 = _mm256_fmadd_ps(w0, v3, a03);
+            a10 = _mm256_fmadd_ps(w1, v0, a10);
+            a11 = _mm256_fmadd_ps(w1, v1, a11);
+            a12 = _mm256_fmadd_ps(w1, v2, a12);
+            a13 = _mm256_fmadd_ps(w1, v3, a13);
+        }
+        _mm256_storeu_ps(acc0 + c, a00);
+        _mm256_storeu_ps(acc0 + c + 8, a01);
+        _mm256_storeu_ps(acc0 + c + 16, a02);
+        _mm256_storeu_ps(acc0 + c + 24, a03);
+        _mm256_storeu_ps(acc1 + c, a10);
+        _mm256_storeu_ps(acc1 + c + 8, a11);
+        _mm256_storeu_ps(acc1 + c + 16, a12);
+        _mm256_storeu_ps(acc1 + c + 24, a13);
+    }
+    for (; c + 8 <= HS; c += 8) {
+        __m256 a0 = _mm256_loadu_ps(acc0 + c), a1 = _mm256_loadu_ps(acc1 + c);
+        for (int j = 0; j < n; j++) {
+            __m256 v = _mm256_loadu_ps(vp[j] + c);
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p0 + j), v, a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(p1 + j), v, a1);
+        }
+        _mm256_storeu_ps(acc0 + c, a0);
+        _mm256_storeu_ps(acc1 + c, a1);
+    }
+    for (; c < HS; c++) {
+        float a0 = acc0[c], a1 = acc1[c];
+        for (int j = 0; j < n; j++) {
+            a0 += p0[j] * vp[j][c];
+            a1 += p1[j] * vp[j][c];
+        }
+        acc0[c] = a0;
+        acc1[c] = a1;
+    }
+}
+
+void mk_avx2_attention_block(float *out, const float *q, const float *k_cache,
+                             const float *v_cache, const int32_t *table_row, int pos0, int nq,
+                             int g, float scale, int NH, int R, int NKV, int HS, int BS,
+                             void *scratch)
+{
+    /* out, q are [nq,NH,HS] (the block's tokens); heads g*R .. g*R+R-1 */
+    int rows = nq * R, rows2 = rows + (rows & 1);
+    const float **kp = scratch;               /* [ACH+4] key pointers of the chunk */
+    const float **vp = kp + ACH + 4;          /* [ACH+4] value pointers */
+    float *qs = (float *)(vp + ACH + 4);      /* [rows2,HS] scaled queries */
+    float *acc = qs + (size_t)rows2 * HS;     /* [rows2,HS] running numerators */
+    float *S = acc + (size_t)rows2 * HS;      /* [rows2,ACH] scores, then probabilities */
+    float *m = S + (size_t)rows2 * ACH;       /* [rows2] running max */
+    float *l = m + rows2;                     /* [rows2] running denominators */
+    float *corr = l + rows2;                  /* [rows2] this chunk's rescale factors */
+
+    for (int i = 0; i < rows2; i++) {
+        float *qi = qs + (size_t)i * HS;
+        if (i < rows) {
+            const float *src = q + ((size_t)(i / R) * NH + (size_t)g * R + i % R) * HS;
+            for (int c = 0; c < HS; c++)
+                qi[c] = src[c] * scale;
+        } else {
+            memset(qi, 0, (size_t)HS * sizeof(float));
+        }
+        memset(acc + (size_t)i * HS, 0, (size_t)HS * sizeof(float));
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+    }
+    int L = pos0 + nq; /* keys 0 .. L-1 */
+    for (int j0 = 0; j0 < L; j0 += ACH) {
+        int n = L - j0 < ACH ? L - j0 : ACH, n4 = (n + 3) & ~3;
+        for (int j = 0; j < n; j++) {
+            kp[j] = mk_kv_at(k_cache, table_row, j0 + j, g, NKV, HS, BS);
+            vp[j] = mk_kv_at(v_cache, table_row, j0 + j, g, NKV, HS, BS);
+        }
+        for (int j = n; j < n4; j++) /* pad the last 4-key tile; masked below */
+            kp[j] = vp[j] = kp[n - 1];
+        /* S = Q K^T */
+        for (int i = 0; i < rows2; i += 2)
+            for (int j = 0; j < n4; j += 4)
+                score_2x4(qs + (size_t)i * HS, qs + (size_t)(i + 1) * HS, kp + j, HS,
+                          S + (size_t)i * ACH + j, S + (size_t)(i + 1) * ACH + j);
+        /* the online softmax, row by row */
+        for (int i = 0; i < rows2; i++) {
+            float *s = S + (size_t)i * ACH;
+            int valid = i < rows ? pos0 + i / R - j0 + 1 : 0; /* keys <= the row's position */
+            if (valid > n)
+                valid = n;
+            if (valid <= 0) { /* nothing for this row in this chunk */
+                memset(s, 0, (size_t)n * sizeof(float));
+                corr[i] = 1.0f;
+                continue;
+            }
+            __m256 vmx = _mm256_set1_ps(-INFINITY);
+            int j = 0;
+            for (; j + 8 <= valid; j += 8)
+                vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(s + j));
+            float mx = hmax256(vmx);
+            for (; j < valid; j++)
+                mx = s[j] > mx ? s[j] : mx;
+            float m_new = m[i] > mx ? m[i] : mx;
+            corr[i] = m[i] == -INFINITY ? 0.0f : expf(m[i] - m_new);
+            __m256 vm = _mm256_set1_ps(m_new), vsum = _mm256_setzero_ps();
+            for (j = 0; j + 8 <= valid; j += 8) {
+                __m256 p = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+                _mm256_storeu_ps(s + j, p);
+                vsum = _mm256_add_ps(vsum, p);
+            }
+            float psum = hsum256(vsum);
+            for (; j < valid; j++) {
+                s[j] = expf(s[j] - m_new);
+                psum += s[j];
+            }
+            for (; j < n; j++) /* masked: later positions than this row's token */
+                s[j] = 0.0f;
+            l[i] = l[i] * corr[i] + psum;
+            m[i] = m_new;
+        }
+        /* acc = acc * corr + P V */
+        for (int i = 0; i < rows2; i++)
+            if (corr[i] != 1.0f) {
+                float *ai = acc + (size_t)i * HS;
+                for (int c = 0; c < HS; c++)
+                    ai[c] *= corr[i];
+            }
+        for (int i = 0; i < rows2; i += 2)
+            pv_2rows(acc + (size_t)i * HS, acc + (size_t)(i + 1) * HS, S + (size_t)i * ACH,
+                     S + (size_t)(i + 1) * ACH, vp, n, HS);
+    }
+    for (int i = 0; i < rows; i++) {
+        float inv = 1.0f / l[i];
+        float *oi = out + ((size_t)(i / R) * NH + (size_t)g * R + i % R) * HS;
+        for (int c = 0; c < HS; c++)
+            oi[c] = acc[(size_t)i * HS + c] * inv;
+    }
+}
+
+/* ================================================================================
+ * activations
+ * ============================================================================== */
+
+/* x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3): equals 0.5x(1 + tanh u). */
+MK_INLINE __m256 gelu_tanh8(__m256 x)
+{
+    __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 u = _mm256_mul_ps(
+        x, _mm256_fmadd_ps(x2, _mm256_set1_ps(0.0356774081363001f), _mm256_set1_ps(0.7978845608028654f)));
+    __m256 e = exp256(_mm256_mul_ps(u, _mm256_set1_ps(-2.0f)));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+/* 0.5 x erfc(-x / sqrt2); erfc(z) for z >= 0 is Numerical Recipes' erfcc
+ * t exp(-z^2 + P(t)), t = 1 / (1 + z/2), fractional error < 1.2e-7;
+ * erfc(-z) = 2 - erfc(z). */
+MK_INLINE __m256 gelu_erf8(__m256 x)
+{
+    __m256 zs = _mm256_mul_ps(x, _mm256_set1_ps(-0.7071067811865476f)); /* -x/sqrt2 */
+    __m256 z = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), zs);            /* |zs| */
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f),
+                             _mm256_fmadd_ps(z, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+    __m256 p = _mm256_set1_ps(0.17087277f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+    __m256 ans = _mm256_mul_ps(t, exp256(_mm256_fnmadd_ps(z, z, p))); /* erfc(|zs|) */
+    /* zs >= 0: erfc(zs) = ans; zs < 0: 2 - ans */
+    __m256 neg = _mm256_cmp_ps(zs, _mm256_setzero_ps(), _CMP_LT_OQ);
+    __m256 erfc_zs = _mm256_blendv_ps(ans, _mm256_sub_ps(_mm256_set1_ps(2.0f), ans), neg);
+    return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), erfc_zs);
+}
+
+void mk_avx2_activation(float *out, const float *x, mk_act act, int64_t n)
+{
+    /* out, x are [n] */
+    int64_t i = 0;
+    switch (act) {
+    case MK_ACT_GELU_TANH:
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, gelu_tanh8(_mm256_loadu_ps(x + i)));
+        break;
+    case MK_ACT_GELU_ERF:
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(out + i, gelu_erf8(_mm256_loadu_ps(x + i)));
+        break;
+    case MK_ACT_SQUARED_RELU:
+        for (; i + 8 <= n; i += 8) {
+            __m256 r = _mm256_max_ps(_mm256_loadu_ps(x + i), _mm256_setzero_ps());
+            _mm256_storeu_ps(out + i, _mm256_mul_ps(r, r));
+        }
+        break;
+    default: break;
+    }
+    if (i < n) /* the tail through the reference */
+        activation_ref_elementwise(out + i, x + i, act, n - i);
+}
+
+void mk_avx2_swiglu_rows(float *out, const float *x, int T, int F)
+{
+    /* out is [T,F]; x is [T,2F] = [gate | up] */
+    for (int t = 0; t < T; t++) {
+        const float *gate = x + (size_t)t * 2 * F, *up = gate + F;
+        float *ot = out + (size_t)t * F;
+        int j = 0;
+        for (; j + 8 <= F; j += 8) {
+            __m256 a = _mm256_loadu_ps(gate + j);
+            __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), a));
+            __m256 silu = _mm256_div_ps(a, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+            _mm256_storeu_ps(ot + j, _mm256_mul_ps(silu, _mm256_loadu_ps(up + j)));
+        }
+        if (j < F) { /* tail through the reference, one row */
+            for (; j < F; j++) {
+                double a = gate[j];
+                ot[j] = (float)(a / (1.0 + exp(-a)) * (double)up[j]);
+            }
+        }
+    }
+}
