@@ -50,46 +50,6 @@ char *cfg_strndup(const char *s, size_t n)
     return p;
 }
 
-static int fold(int c)
-{
-    c = tolower((unsigned char)c);
-    return c == '-' ? '_' : c;
-}
-
-#define CFG_DIST_MAX_LEN 64
-
-size_t cfg_edit_distance(const char *a, const char *b)
-{
-    /* Optimal string alignment: insert, delete, substitute, swap two neighbours. */
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > CFG_DIST_MAX_LEN || lb > CFG_DIST_MAX_LEN)
-        return (size_t)-1;
-    size_t rows[3][CFG_DIST_MAX_LEN + 1];
-    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = fold(a[i - 1]) == fold(b[j - 1]) ? 0 : 1;
-            size_t best = prev[j - 1] + cost;
-            if (prev[j] + 1 < best)
-                best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best)
-                best = cur[j - 1] + 1;
-            if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) &&
-                fold(a[i - 2]) == fold(b[j - 1]) && prev2[j - 2] + 1 < best)
-                best = prev2[j - 2] + 1;
-            cur[j] = best;
-        }
-        size_t *tmp = prev2;
-        prev2 = prev;
-        prev = cur;
-        cur = tmp;
-    }
-    return prev[lb];
-}
-
 bool cfg_is_close(const char *typed, const char *cand, size_t d)
 {
     size_t lt = strlen(typed), lc = strlen(cand);

@@ -205,7 +205,7 @@ static int unknown_flag(const cli *c, const char *arg, size_t len, cfg_diag *dia
             const char *cb = cand;
             while (*cb == '-')
                 cb++;
-            size_t d = cfg_edit_distance(bare, cb);
+            size_t d = edit_distance(bare, cb);
             if (d < best_d && cfg_is_close(bare, cb, d)) {
                 best_d = d;
                 best = cand;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "util/strutil.h" /* edit_distance */
 #include "mcrt/host.h" /* MCRT_PRINTF, MCRT_LOG_* */
 
 #define CFG_N_SECTIONS 9
@@ -89,8 +90,6 @@ int cfg_fail(cfg_diag *d, int exit_code, const char *fmt, ...) MCRT_PRINTF(3, 4)
 void cfg_diag_append(cfg_diag *d, const char *fmt, ...) MCRT_PRINTF(2, 3);
 char *cfg_strdup(const char *s);
 char *cfg_strndup(const char *s, size_t n);
-/* Levenshtein distance, case-insensitive, '-' == '_'; large for long strings. */
-size_t cfg_edit_distance(const char *a, const char *b);
 /* True when `cand` is a plausible correction of `typed` at distance d. */
 bool cfg_is_close(const char *typed, const char *cand, size_t d);
 /* Writes `s` into buf for a message: at most ~60 chars, control chars as '?'. */

@@ -223,7 +223,7 @@ static void nearest_choice(const char *choices, const char *v, char *buf, size_t
         if (n < sizeof one) {
             memcpy(one, c, n);
             one[n] = '\0';
-            size_t d = cfg_edit_distance(v, one);
+            size_t d = edit_distance(v, one);
             if (d < best && cfg_is_close(v, one, d)) {
                 best = d;
                 snprintf(buf, cap, "%s", one);
@@ -523,7 +523,7 @@ static int unknown_key_error(const cfg_tree *t, const mcrt_config *s, const cfg_
     const char *best = NULL;
     size_t best_d = (size_t)-1;
     for (size_t i = 0; i < d->n; i++) {
-        size_t dist = cfg_edit_distance(e->key, d->k[i].name);
+        size_t dist = edit_distance(e->key, d->k[i].name);
         if (dist < best_d && cfg_is_close(e->key, d->k[i].name, dist)) {
             best_d = dist;
             best = d->k[i].name;
@@ -665,7 +665,7 @@ int cfg_validate_core(cfg_tree *t, cfg_diag *diag)
         const char *best = NULL;
         size_t best_d = (size_t)-1;
         for (size_t i = 0; names[i]; i++) {
-            size_t dist = cfg_edit_distance(u->name, names[i]);
+            size_t dist = edit_distance(u->name, names[i]);
             if (dist < best_d && cfg_is_close(u->name, names[i], dist)) {
                 best_d = dist;
                 best = names[i];

@@ -506,15 +506,15 @@ const mcrt_pipeline_services *pipeline_services(void) { return &services; }
 
 /* ---- creation ------------------------------------------------------------ */
 
-/* Choose the plugin of `kind` and validate its section with core + plugin keys. */
-static plugin_entry *choose(pipeline *p, int kind, char *err, size_t err_size, int *exit_code)
+plugin_entry *pipeline_choose_plugin(cfg_tree *cfg, registry *reg, int kind, char *err,
+                                     size_t err_size, int *exit_code)
 {
     const char *kn = kind_name(kind);
-    mcrt_config *sec = cfg_section(p->cfg, kn);
+    mcrt_config *sec = cfg_section(cfg, kn);
     const char *name = "auto";
-    if (cfg_get_string(sec, "name", &name) != MCRT_OK)
+    if (cfg_get_string(sec, "name", &name) != MCRT_OK || name == NULL)
         name = "auto";
-    plugin_entry *pe = registry_select(p->reg, kind, name, sec, err, err_size, exit_code);
+    plugin_entry *pe = registry_select(reg, kind, name, sec, err, err_size, exit_code);
     if (pe == NULL)
         return NULL;
     const mcrt_config_key *sets[2];
@@ -524,9 +524,9 @@ static plugin_entry *choose(pipeline *p, int kind, char *err, size_t err_size, i
         sets[n++] = pe->desc->config_keys;
     cfg_diag d;
     memset(&d, 0, sizeof d);
-    if (cfg_validate_section(p->cfg, kn, sets, n, &d) != 0) {
+    if (cfg_validate_section(cfg, kn, sets, n, &d) != 0) {
         snprintf(err, err_size, "%s", d.msg);
-        *exit_code = d.exit_code ? d.exit_code : 78;
+        *exit_code = d.exit_code ? d.exit_code : EXIT_CONFIG;
         return NULL;
     }
     return pe;
@@ -631,7 +631,7 @@ pipeline *pipeline_create(cfg_tree *cfg, registry *reg, const log_sink *log, cha
     static const int order[] = {MCRT_KIND_TOKENIZER, MCRT_KIND_SAMPLER, MCRT_KIND_MODEL,
                                 MCRT_KIND_CONTROLLER, MCRT_KIND_ENGINE};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
-        pe[order[i]] = choose(p, order[i], err, err_size, exit_code);
+        pe[order[i]] = pipeline_choose_plugin(p->cfg, p->reg, order[i], err, err_size, exit_code);
         if (pe[order[i]] == NULL)
             goto fail;
     }

@@ -47,6 +47,12 @@ typedef struct pipeline_result {
     uint64_t arrival_ns, first_token_ns, done_ns;
 } pipeline_result;
 
+/* Choose the plugin of `kind` (the section's `name`, or "auto") and validate
+ * its section against the core's keys plus the plugin's. On failure writes a
+ * message, sets *exit_code and returns NULL. */
+plugin_entry *pipeline_choose_plugin(cfg_tree *cfg, registry *reg, int kind, char *err,
+                                     size_t err_size, int *exit_code);
+
 /* Build the pipeline from a tree whose core sections are validated: choose
  * and validate each plugin section, create every instance. On failure writes
  * a message to err, sets *exit_code and returns NULL. */

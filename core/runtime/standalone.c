@@ -1,6 +1,6 @@
 /*
  * core/runtime/standalone.c: one tokenizer instance outside a pipeline (see
- * standalone.h). The choice and validation mirror pipeline.c's `choose`.
+ * standalone.h). The plugin is chosen and validated as a pipeline does it.
  */
 #include "runtime/standalone.h"
 
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/pipeline.h" /* pipeline_choose_plugin */
 #include "util/exitcode.h" /* exit_code_for_status, EXIT_* */
 
 standalone_tokenizer *standalone_tokenizer_create(cfg_tree *cfg, registry *reg,
@@ -16,25 +17,10 @@ standalone_tokenizer *standalone_tokenizer_create(cfg_tree *cfg, registry *reg,
 {
     const char *kn = kind_name(MCRT_KIND_TOKENIZER);
     mcrt_config *sec = cfg_section(cfg, kn);
-    const char *name = "auto";
-    if (cfg_get_string(sec, "name", &name) != MCRT_OK || name == NULL)
-        name = "auto";
-    plugin_entry *pe = registry_select(reg, MCRT_KIND_TOKENIZER, name, sec, err, err_size,
-                                       exit_code);
+    plugin_entry *pe =
+        pipeline_choose_plugin(cfg, reg, MCRT_KIND_TOKENIZER, err, err_size, exit_code);
     if (pe == NULL)
         return NULL;
-    const mcrt_config_key *sets[2];
-    size_t n = 0;
-    sets[n++] = cfg_core_keys(kn);
-    if (pe->desc->config_keys != NULL)
-        sets[n++] = pe->desc->config_keys;
-    cfg_diag d;
-    memset(&d, 0, sizeof d);
-    if (cfg_validate_section(cfg, kn, sets, n, &d) != 0) {
-        snprintf(err, err_size, "%s", d.msg);
-        *exit_code = d.exit_code ? d.exit_code : EXIT_CONFIG;
-        return NULL;
-    }
     standalone_tokenizer *t = calloc(1, sizeof *t);
     char tag[96];
     snprintf(tag, sizeof tag, "%s/%s", kn, pe->name);

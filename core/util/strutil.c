@@ -1,7 +1,9 @@
 /* core/util/strutil.c: see strutil.h. */
 #include "util/strutil.h"
 
+#include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +18,18 @@ char *xstrndup(const char *s, size_t n)
     return s ? strndup(s, n) : NULL;
 }
 
+/* Names compare case-insensitively with '-' equal to '_' (flags and keys use both). */
+static int fold(int c)
+{
+    c = tolower((unsigned char)c);
+    return c == '-' ? '_' : c;
+}
+
 size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 256 || lb > 256)
-        return (size_t)-1 / 2;
+        return SIZE_MAX;
     /* Three rows of the DP table: i-2, i-1, i. */
     size_t rows[3][257];
     for (size_t j = 0; j <= lb; j++)
@@ -29,11 +38,12 @@ size_t edit_distance(const char *a, const char *b)
     for (size_t i = 1; i <= la; i++) {
         cur[0] = i;
         for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            size_t cost = fold(a[i - 1]) == fold(b[j - 1]) ? 0 : 1;
             size_t v = prev[j] + 1;
             if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
             if (prev[j - 1] + cost < v) v = prev[j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && pp[j - 2] + 1 < v)
+            if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) &&
+                fold(a[i - 2]) == fold(b[j - 1]) && pp[j - 2] + 1 < v)
                 v = pp[j - 2] + 1;
             cur[j] = v;
         }

@@ -10,8 +10,8 @@
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
-/* Damerau-Levenshtein (optimal string alignment) distance, for "did you mean".
- * Strings longer than 256 bytes compare as far apart. */
+/* Damerau-Levenshtein (optimal string alignment) distance, for "did you mean":
+ * case-insensitive, '-' equal to '_'. SIZE_MAX for strings over 256 bytes. */
 size_t edit_distance(const char *a, const char *b);
 
 /* A growable byte buffer; on allocation failure `failed` is set and appends
