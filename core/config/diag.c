@@ -64,16 +64,18 @@ bool cfg_is_close(const char *typed, const char *cand, size_t d)
 
 void cfg_quote_for_msg(const char *s, char *buf, size_t cap)
 {
+    /* At most `limit` characters; a longer text keeps its end ("...tail"),
+     * which is where a path's file name is. Control characters become '?'. */
     if (cap == 0)
         return;
-    size_t o = 0, n = 0;
     const size_t limit = 60;
-    for (; s && s[n] && o + 4 < cap; n++) {
-        if (n == limit) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
+    size_t len = s ? strlen(s) : 0, start = 0, o = 0;
+    if (len > limit && cap > 4) {
+        start = len - (limit - 3);
+        memcpy(buf, "...", 3);
+        o = 3;
+    }
+    for (size_t n = start; n < len && o + 1 < cap; n++) {
         unsigned char c = (unsigned char)s[n];
         buf[o++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
     }

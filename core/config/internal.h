@@ -92,7 +92,8 @@ char *cfg_strdup(const char *s);
 char *cfg_strndup(const char *s, size_t n);
 /* True when `cand` is a plausible correction of `typed` at distance d. */
 bool cfg_is_close(const char *typed, const char *cand, size_t d);
-/* Writes `s` into buf for a message: at most ~60 chars, control chars as '?'. */
+/* Writes `s` into buf for a message: at most 60 chars, keeping the end of a
+ * longer text ("...tail", where a path's file name is), control chars as '?'. */
 void cfg_quote_for_msg(const char *s, char *buf, size_t cap);
 
 /* ---- yaml.c: the only file that sees libyaml ------------------------- */
