@@ -30,6 +30,8 @@ struct mcrt_checkpoint {
     size_t names_len, names_cap;
     char *meta;            /* key\0value\0 ... */
     size_t meta_len, meta_cap, n_meta;
+    ckpt_arg *args;        /* hyper-parameters the checkpoint carries (args.c) */
+    size_t n_args, args_cap;
 };
 
 /* ---- messages ------------------------------------------------------------- */
@@ -129,6 +131,11 @@ void ckpt_close(ckpt *ck)
     free(ck->t);
     free(ck->names);
     free(ck->meta);
+    for (size_t i = 0; i < ck->n_args; i++) {
+        free(ck->args[i].name);
+        free(ck->args[i].s);
+    }
+    free(ck->args);
     free(ck->path);
     free(ck);
 }
@@ -264,6 +271,48 @@ const char *ckpt_metadata(const ckpt *ck, const char *key)
     if (!ckpt_valid(ck) || key == NULL)
         return NULL;
     return meta_find(ck, key, strlen(key));
+}
+
+/* ---- hyper-parameters ------------------------------------------------------ */
+
+mcrt_status ckpt_add_arg(ckpt *ck, const ckpt_arg *a, ckpt_err *err)
+{
+    for (size_t i = 0; i < ck->n_args; i++)
+        if (strcmp(ck->args[i].name, a->name) == 0)
+            return MCRT_OK; /* first wins */
+    if (!grow((void **)&ck->args, &ck->args_cap, ck->n_args + 1, sizeof *ck->args))
+        return ckpt_fail(err, MCRT_E_NOMEM, "%s: out of memory reading its arguments", ck->path);
+    ckpt_arg *d = &ck->args[ck->n_args];
+    *d = *a;
+    d->name = strdup(a->name);
+    d->s = a->s != NULL ? strdup(a->s) : NULL;
+    if (d->name == NULL || (a->s != NULL && d->s == NULL)) {
+        free(d->name);
+        free(d->s);
+        return ckpt_fail(err, MCRT_E_NOMEM, "%s: out of memory reading its arguments", ck->path);
+    }
+    ck->n_args++;
+    return MCRT_OK;
+}
+
+const ckpt_arg *ckpt_find_arg(const ckpt *ck, const char *name)
+{
+    if (!ckpt_valid(ck) || name == NULL)
+        return NULL;
+    for (size_t i = 0; i < ck->n_args; i++)
+        if (strcmp(ck->args[i].name, name) == 0)
+            return &ck->args[i];
+    return NULL;
+}
+
+size_t ckpt_arg_count(const ckpt *ck)
+{
+    return ckpt_valid(ck) ? ck->n_args : 0;
+}
+
+const ckpt_arg *ckpt_arg_at(const ckpt *ck, size_t i)
+{
+    return ckpt_valid(ck) && i < ck->n_args ? &ck->args[i] : NULL;
 }
 
 /* ---- formats and open ----------------------------------------------------- */
@@ -433,6 +482,8 @@ mcrt_status ckpt_open(const char *path, ckpt **out, ckpt_err *err)
         s = ckpt_fail(err, MCRT_E_INTERNAL, "checkpoint format %s set no backend", fmt->name);
     if (s == MCRT_OK)
         s = finish(ck, err);
+    if (s == MCRT_OK)
+        s = ckpt_read_hf_config(ck, path, S_ISDIR(st.st_mode), err);
     if (s != MCRT_OK) {
         ckpt_close(ck);
         return s;

@@ -75,6 +75,33 @@ mcrt_status ckpt_lookup(const ckpt *ck, const char *name, const ckpt_tensor **ou
 /* `__metadata__` values (string map; merged over shards, first wins). */
 const char *ckpt_metadata(const ckpt *ck, const char *key);
 
+/* A model hyper-parameter the checkpoint carries, named as Megatron's
+ * argument (mcrt/checkpoint.h, `arg`). type is MCRT_CFG_BOOL / _INT / _FLOAT
+ * / _STRING; i holds BOOL and INT values, f FLOAT values (and INT ones,
+ * converted), s STRING values. `source` is a static string. */
+typedef struct ckpt_arg {
+    char *name;
+    int32_t type;
+    int64_t i;
+    double f;
+    char *s;
+    const char *source;
+} ckpt_arg;
+
+/* Add one (name and s are copied; an existing name keeps its value). */
+mcrt_status ckpt_add_arg(ckpt *ck, const ckpt_arg *a, ckpt_err *err);
+/* The argument called name, or NULL; count and i-th in insertion order. */
+const ckpt_arg *ckpt_find_arg(const ckpt *ck, const char *name);
+size_t ckpt_arg_count(const ckpt *ck);
+const ckpt_arg *ckpt_arg_at(const ckpt *ck, size_t i);
+
+/* Reads config.json beside the weights (in `path` when it is a folder, else
+ * in the file's folder), when there is one, and adds what it says as
+ * Megatron arguments (hf_config.c; docs/checkpoints.md). Only HF GPT-2
+ * configs ("model_type": "gpt2") are mapped; another model_type is left
+ * alone. A malformed config.json is MCRT_E_DATA naming the file. */
+mcrt_status ckpt_read_hf_config(ckpt *ck, const char *path, bool is_dir, ckpt_err *err);
+
 /* Copy tensor t (or [start, start+len) along dim; dim -1 = whole tensor)
  * converted to dtype into dst[0..dst_size), row-major contiguous. Exactly
  * *out_bytes bytes are written (out_bytes may be NULL). Errors:

@@ -155,6 +155,35 @@ static mcrt_status svc_view(const mcrt_host *h, const mcrt_checkpoint *ck, const
     return s;
 }
 
+static mcrt_status svc_arg(const mcrt_host *h, const mcrt_checkpoint *ck, const char *name,
+                           mcrt_checkpoint_arg *out)
+{
+    if (!ckpt_valid(ck))
+        return fail(h, MCRT_E_INVAL, "arg: not an open checkpoint");
+    if (name == NULL || out == NULL)
+        return fail(h, MCRT_E_INVAL, "arg: no name or no result pointer");
+    uint32_t keep = out->struct_size;
+    if (keep < sizeof out->struct_size) {
+        if (h != NULL && h->log != NULL)
+            h->log(h, MCRT_LOG_ERROR, "checkpoint arg: mcrt_checkpoint_arg.struct_size is %u; "
+                   "set it to sizeof(mcrt_checkpoint_arg)", (unsigned)keep);
+        return MCRT_E_INVAL;
+    }
+    const ckpt_arg *a = ckpt_find_arg(ck, name);
+    if (a == NULL)
+        return MCRT_E_NOTFOUND;
+    mcrt_checkpoint_arg full;
+    memset(&full, 0, sizeof full);
+    full.type = a->type;
+    full.i = a->i;
+    full.f = a->f;
+    full.s = a->s;
+    full.source = a->source;
+    memcpy(out, &full, keep < sizeof full ? keep : sizeof full);
+    out->struct_size = keep;
+    return MCRT_OK;
+}
+
 static const mcrt_checkpoint_services services = {
     .struct_size = (uint32_t)sizeof(mcrt_checkpoint_services),
     .open = svc_open,
@@ -164,6 +193,7 @@ static const mcrt_checkpoint_services services = {
     .find = svc_find,
     .read = svc_read,
     .view = svc_view,
+    .arg = svc_arg,
 };
 
 const mcrt_checkpoint_services *checkpoint_services(void)

@@ -38,4 +38,19 @@ standalone_tokenizer *standalone_tokenizer_create(cfg_tree *cfg, registry *reg,
  * registry_destroy. */
 void standalone_tokenizer_destroy(standalone_tokenizer *t);
 
+/* The configured model alone: its ranks (parallel.* sizes, runtime.threads
+ * shared among them as a pipeline does) without tokenizer, sampler, engine or
+ * KV allocator. For the model tests and the model benchmark, which drive the
+ * step interface directly. The model section is validated against the core's
+ * keys plus the plugin's. */
+typedef struct standalone_model {
+    plugin_entry *pe;   /* the chosen plugin (owned by the registry) */
+    struct model_group *group;
+} standalone_model;
+
+/* [control] As standalone_tokenizer_create, for the model. */
+standalone_model *standalone_model_create(cfg_tree *cfg, registry *reg, const log_sink *log,
+                                          char *err, size_t err_size, int *exit_code);
+void standalone_model_destroy(standalone_model *m);
+
 #endif /* MCRT_CORE_STANDALONE_H */

@@ -47,6 +47,16 @@ typedef struct mcrt_tensor_info {
     uint64_t nbytes;                           /* stored size in bytes */
 } mcrt_tensor_info;
 
+/* One hyper-parameter the checkpoint carries (see `arg` below). */
+typedef struct mcrt_checkpoint_arg {
+    uint32_t struct_size; /* of the caller's struct */
+    int32_t type;         /* MCRT_CFG_BOOL, _INT, _FLOAT or _STRING (mcrt/config.h) */
+    int64_t i;            /* BOOL (0/1) and INT values */
+    double f;             /* FLOAT values (INT values too, converted) */
+    const char *s;        /* STRING values; owned by the checkpoint, valid until close */
+    const char *source;   /* where it came from ("config.json"), for messages */
+} mcrt_checkpoint_arg;
+
 typedef struct mcrt_checkpoint_services {
     uint32_t struct_size;
 
@@ -89,6 +99,17 @@ typedef struct mcrt_checkpoint_services {
      * give a zero-copy view (the caller then uses read). */
     mcrt_status (*view)(const mcrt_host *host, const mcrt_checkpoint *ck, const char *name,
                         const void **data, mcrt_tensor_info *out);
+
+    /* --- ABI 1.0 additions (check with MCRT_HAS) --- */
+
+    /* The model hyper-parameter `name` that the checkpoint itself carries,
+     * spelled as Megatron's argument (hidden_size, num_layers, ...): today
+     * from an HF GPT-2 config.json beside the weights, mapped to Megatron's
+     * names (docs/checkpoints.md); later from a Megatron checkpoint's args.
+     * MCRT_OK and *out, or MCRT_E_NOTFOUND (not logged) when the checkpoint
+     * does not say. `out` is caller-owned (set out->struct_size). */
+    mcrt_status (*arg)(const mcrt_host *host, const mcrt_checkpoint *ck, const char *name,
+                       mcrt_checkpoint_arg *out);
 } mcrt_checkpoint_services;
 
 #ifdef __cplusplus

@@ -425,7 +425,19 @@ ABI_FIELD(mcrt_checkpoint_services, read, 48,
 ABI_FIELD(mcrt_checkpoint_services, view, 56,
           mcrt_status (*)(const mcrt_host *, const mcrt_checkpoint *, const char *,
                   const void **, mcrt_tensor_info *));
-ABI_SIZE(mcrt_checkpoint_services, 64);
+ABI_FIELD(mcrt_checkpoint_services, arg, 64,
+          mcrt_status (*)(const mcrt_host *, const mcrt_checkpoint *, const char *,
+                  mcrt_checkpoint_arg *));
+ABI_SIZE(mcrt_checkpoint_services, 72);
+
+/* mcrt_checkpoint_arg (mcrt/checkpoint.h) */
+ABI_FIELD(mcrt_checkpoint_arg, struct_size, 0, uint32_t);
+ABI_FIELD(mcrt_checkpoint_arg, type, 4, int32_t);
+ABI_FIELD(mcrt_checkpoint_arg, i, 8, int64_t);
+ABI_FIELD(mcrt_checkpoint_arg, f, 16, double);
+ABI_FIELD(mcrt_checkpoint_arg, s, 24, const char *);
+ABI_FIELD(mcrt_checkpoint_arg, source, 32, const char *);
+ABI_SIZE(mcrt_checkpoint_arg, 40);
 #endif /* LP64 */
 
 ABI_ENUM(MCRT_CHECKPOINT_MAX_DIMS, 8);
