@@ -109,6 +109,7 @@ typedef struct gpt_model {
     size_t kv_bytes;             /* the whole pool, all layers, K and V */
     size_t weight_bytes;         /* matrices and vectors this rank holds */
     size_t weight_bytes_mapped;  /* of which views of the file */
+    size_t vector_bytes;         /* of which f32 norm weights and biases (always copies) */
 
     const mk_ops *ops;
     mk_ctx *ctx;

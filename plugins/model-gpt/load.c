@@ -192,6 +192,7 @@ static mcrt_status read_vec(loader *L, const char *const *alts, bool required, i
         return st;
     }
     L->m->weight_bytes += (size_t)len * sizeof(float);
+    L->m->vector_bytes += (size_t)len * sizeof(float);
     *out = v;
     return MCRT_OK;
 }
@@ -234,7 +235,7 @@ static mcrt_status read_mat(loader *L, const char *const *alts, bool required, i
     }
     size_t bytes = (size_t)lrows * (size_t)lcols * es;
     /* a view: same dtype, a contiguous part, element-aligned */
-    if (dt == ti.dtype && sp != SPLIT_COLS && !(sp == SPLIT_ROWS_HALVES && tp > 1)) {
+    if (dt == ti.dtype && !(sp == SPLIT_COLS && tp > 1) && !(sp == SPLIT_ROWS_HALVES && tp > 1)) {
         const void *data = NULL;
         if (m->ck_svc->view(m->host, m->ck, name, &data, NULL) == MCRT_OK && data != NULL &&
             (uintptr_t)data % es == 0) {
@@ -248,6 +249,8 @@ static mcrt_status read_mat(loader *L, const char *const *alts, bool required, i
     void *buf = gpt_alloc(m, bytes);
     if (buf == NULL)
         return ld_fail(L, MCRT_E_NOMEM, "out of memory for '%s' (%zu bytes)", name, bytes);
+    gpt_log(m, MCRT_LOG_DEBUG, "'%s': a %s copy (stored %s%s)", name, dtype_name(dt),
+            dtype_name(ti.dtype), sp == SPLIT_COLS && tp > 1 ? ", column slice" : "");
     if (sp == SPLIT_ROWS_HALVES && tp > 1) {
         /* SwiGLU fc1 [gate; up]: this rank's rows of each half, gate first */
         int64_t half = rows / 2, part = half / tp;

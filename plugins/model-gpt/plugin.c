@@ -191,16 +191,20 @@ static mcrt_status gpt_create(const mcrt_host *host, const mcrt_config *cfg,
     }
     if ((st = gpt_load_weights(m)) != MCRT_OK || (st = make_kv_pool(m)) != MCRT_OK)
         goto fail;
-    char wb[32], kb[32];
+    char wb[32], kb[32], cb[32], mapped[64];
     human_bytes(wb, sizeof wb, (double)m->weight_bytes);
     human_bytes(kb, sizeof kb, (double)m->kv_bytes);
+    size_t copied = m->weight_bytes - m->vector_bytes - m->weight_bytes_mapped;
+    human_bytes(cb, sizeof cb, (double)copied);
+    if (copied == 0)
+        snprintf(mapped, sizeof mapped, "matrices all mapped from the file");
+    else
+        snprintf(mapped, sizeof mapped, "%s of matrices copied", cb);
     gpt_log(m, MCRT_LOG_INFO, "GPT %d layers (this stage %d..%d), hidden %d, heads %d/%d, "
-            "vocab %d/%d: %s of weights (%s mapped), KV pool %s, %s kernels (%s), %d thread%s",
+            "vocab %d/%d: %s of weights (%s), KV pool %s, %s kernels (%s), %d thread%s",
             c->num_layers, m->first_layer, m->first_layer + m->n_layers - 1, c->hidden_size,
             c->num_attention_heads, c->num_query_groups, c->vocab_size, c->padded_vocab_size, wb,
-            m->weight_bytes_mapped == m->weight_bytes ? "all"
-            : m->weight_bytes_mapped ? "partly" : "none",
-            kb, c->reference_kernels ? "reference" : "fast", mk_cpu_ctx_isa_name(m->ctx),
+            mapped, kb, c->reference_kernels ? "reference" : "fast", mk_cpu_ctx_isa_name(m->ctx),
             mk_cpu_ctx_threads(m->ctx), mk_cpu_ctx_threads(m->ctx) == 1 ? "" : "s");
     *out_self = m;
     return MCRT_OK;
