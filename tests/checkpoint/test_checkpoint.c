@@ -397,6 +397,97 @@ START_TEST(index_table)
 }
 END_TEST
 
+/* ---- HF config.json beside the weights: mapped to Megatron arguments -------- */
+
+typedef struct hf_case {
+    const char *label;
+    const char *json;
+    mcrt_status status;       /* of the open */
+    const char *expect;       /* message part (failures) */
+    /* on success: what the args say (NULL / 0: not checked) */
+    int64_t hidden, layers, heads, positions, ffn;
+    const char *activation;
+    int untie;                /* -1: absent */
+} hf_case;
+
+static const hf_case hf_cases[] = {
+    {"gpt2 defaults", "{\"model_type\":\"gpt2\",\"n_embd\":64,\"n_layer\":3,\"n_head\":4,"
+     "\"n_positions\":128,\"vocab_size\":457,\"n_inner\":null}", MCRT_OK, NULL, 64, 3, 4, 128, 256,
+     "gelu_tanh", 0},
+    {"gpt2 n_ctx, n_inner, gelu, untied", "{\"model_type\":\"gpt2\",\"n_embd\":32,\"n_layer\":1,"
+     "\"n_head\":2,\"n_ctx\":64,\"n_inner\":100,\"activation_function\":\"gelu\","
+     "\"tie_word_embeddings\":false,\"unknown\":[1,{\"x\":2}]}", MCRT_OK, NULL, 32, 1, 2, 64, 100,
+     "gelu", 1},
+    {"another model type", "{\"model_type\":\"llama\",\"hidden_size\":64}", MCRT_OK, NULL, 0, 0,
+     0, 0, 0, NULL, -1},
+    {"not JSON", "{\"model_type\":\"gpt2\",}", MCRT_E_DATA, "config.json: byte", 0, 0, 0, 0, 0,
+     NULL, -1},
+    {"wrong type", "{\"model_type\":\"gpt2\",\"n_embd\":\"64\"}", MCRT_E_DATA,
+     "key \"n_embd\" at byte", 0, 0, 0, 0, 0, NULL, -1},
+    {"negative size", "{\"model_type\":\"gpt2\",\"n_layer\":-1}", MCRT_E_DATA,
+     "expected a positive integer", 0, 0, 0, 0, 0, NULL, -1},
+    {"unsupported activation", "{\"model_type\":\"gpt2\",\"activation_function\":\"relu\"}",
+     MCRT_E_UNSUPPORTED, "activation_function \"relu\" has no MCore GPT equivalent", 0, 0, 0, 0,
+     0, NULL, -1},
+    {"layer-index scaling", "{\"model_type\":\"gpt2\",\"scale_attn_by_inverse_layer_idx\":true}",
+     MCRT_E_UNSUPPORTED, "scale_attn_by_inverse_layer_idx: true is not supported", 0, 0, 0, 0, 0,
+     NULL, -1},
+    {"an array", "[]", MCRT_E_DATA, "expected one JSON object", 0, 0, 0, 0, 0, NULL, -1},
+};
+
+static int64_t arg_int(const ckpt *ck, const char *name)
+{
+    const ckpt_arg *a = ckpt_find_arg(ck, name);
+    ck_assert_msg(a != NULL && a->type == MCRT_CFG_INT, "arg %s missing or not an int", name);
+    return a->i;
+}
+
+START_TEST(hf_config_table)
+{
+    const hf_case *c = &hf_cases[_i];
+    char dir[4096], path[4096 + 64], name[64];
+    snprintf(name, sizeof name, "hf_%02d", _i);
+    path_in(dir, sizeof dir, name);
+    make_dir(dir);
+    float a[2] = {1.5f, -2.0f};
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    write_st(path, "{\"a\":" F32_2 "}", a, 8);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_bytes(path, c->json, strlen(c->json));
+    if (c->status != MCRT_OK) {
+        const char *exp[1] = {c->expect};
+        expect_fail(dir, "config.json", c->status, exp, 1, c->label);
+        snprintf(path, sizeof path, "%s/model.safetensors", dir); /* beside a file too */
+        expect_fail(path, "config.json", c->status, exp, 1, c->label);
+        return;
+    }
+    ckpt *ck = NULL;
+    ckpt_err err;
+    ck_assert_msg(ckpt_open(dir, &ck, &err) == MCRT_OK, "%s: %s", c->label, err.msg);
+    if (c->hidden == 0) {
+        ck_assert_uint_eq(ckpt_arg_count(ck), 0);
+    } else {
+        ck_assert_int_eq(arg_int(ck, "hidden_size"), c->hidden);
+        ck_assert_int_eq(arg_int(ck, "num_layers"), c->layers);
+        ck_assert_int_eq(arg_int(ck, "num_attention_heads"), c->heads);
+        ck_assert_int_eq(arg_int(ck, "max_position_embeddings"), c->positions);
+        ck_assert_int_eq(arg_int(ck, "ffn_hidden_size"), c->ffn);
+        const ckpt_arg *act = ckpt_find_arg(ck, "activation");
+        ck_assert(act != NULL && act->type == MCRT_CFG_STRING);
+        ck_assert_str_eq(act->s, c->activation);
+        const ckpt_arg *un = ckpt_find_arg(ck, "untie_embeddings_and_output_weights");
+        ck_assert(un != NULL && un->type == MCRT_CFG_BOOL);
+        ck_assert_int_eq((int)un->i, c->untie);
+        const ckpt_arg *eps = ckpt_find_arg(ck, "norm_epsilon");
+        ck_assert(eps != NULL && eps->type == MCRT_CFG_FLOAT && eps->f == 1e-5);
+        ck_assert_str_eq(ckpt_find_arg(ck, "position_embedding_type")->s, "learned_absolute");
+        ck_assert_str_eq(ckpt_find_arg(ck, "normalization")->s, "LayerNorm");
+        ck_assert_str_eq(eps->source, "config.json");
+    }
+    ckpt_close(ck);
+}
+END_TEST
+
 START_TEST(index_good)
 {
     char dir[4096], path[4096 + 64];
@@ -1506,6 +1597,7 @@ int main(int argc, char **argv)
         tcase_add_test(tb, malformed_raw);
         tcase_add_loop_test(tb, index_table, 0,
                             (int)(sizeof index_cases / sizeof index_cases[0]));
+        tcase_add_loop_test(tb, hf_config_table, 0, (int)(sizeof hf_cases / sizeof hf_cases[0]));
         suite_add_tcase(s, tb);
         TCase *tj = tcase_create("json");
         tcase_add_loop_test(tj, json_rejects, 0, (int)(sizeof json_bads / sizeof json_bads[0]));
