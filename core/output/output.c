@@ -86,13 +86,18 @@ static const char *finish_name(uint32_t f)
     }
 }
 
+static void json_float(FILE *out, float v)
+{
+    if (isfinite(v)) fprintf(out, "%.9g", (double)v);
+    else fputs(v < 0 ? "-1e999" : "null", out); /* -inf log prob: JSON has no inf */
+}
+
 static void json_floats(FILE *out, const float *v, size_t n)
 {
     fputc('[', out);
     for (size_t i = 0; i < n; i++) {
         if (i) fputs(", ", out);
-        if (isfinite(v[i])) fprintf(out, "%.9g", (double)v[i]);
-        else fputs(v[i] < 0 ? "-1e999" : "null", out); /* -inf log prob: JSON has no inf */
+        json_float(out, v[i]);
     }
     fputc(']', out);
 }
@@ -105,26 +110,46 @@ static void json_ints(FILE *out, const int32_t *v, size_t n)
     fputc(']', out);
 }
 
+/* One request: the seed's fields (id, input_prompt, generated_text,
+ * generated_tokens), then finish_reason, the log probs and top-N when asked,
+ * segments when asked, error when it failed, and status, prompt_tokens and
+ * latency (docs/cli.md lists them). */
 static void write_json_object(FILE *out, const pipeline_result *r)
 {
-    fprintf(out, "{\"request_id\": %llu, \"status\": \"%s\"", (unsigned long long)r->id,
-            status_name(r->status));
-    fputs(", \"prompt\": ", out);
+    fprintf(out, "{\"id\": %llu", (unsigned long long)r->id);
+    fputs(", \"input_prompt\": ", out);
     output_json_string(out, r->prompt, r->prompt_len);
     fputs(", \"generated_text\": ", out);
     output_json_string(out, r->text, r->text_len);
     fputs(", \"generated_tokens\": ", out);
     json_ints(out, r->tokens, r->n_tokens);
-    fprintf(out, ", \"generated_length\": %zu", r->n_tokens);
     const char *fin = finish_name(r->finish_reason);
-    if (fin) fprintf(out, ", \"finish_reason\": \"%s\"", fin);
-    fputs(", \"prompt_tokens\": ", out);
-    json_ints(out, r->prompt_tokens, r->n_prompt_tokens);
+    fprintf(out, ", \"finish_reason\": ");
+    if (fin) fprintf(out, "\"%s\"", fin);
+    else fputs("null", out);
     if (r->params->return_log_probs) {
         fputs(", \"prompt_log_probs\": ", out);
         json_floats(out, r->prompt_logprobs, r->prompt_logprobs ? r->n_prompt_logprobs : 0);
         fputs(", \"generated_log_probs\": ", out);
         json_floats(out, r->logprobs, r->logprobs ? r->n_tokens : 0);
+    }
+    if (r->params->top_n_logprobs > 0) {
+        fputs(", \"top_n_logprobs\": [", out);
+        size_t e = 0;
+        const char *txt = r->top_text;
+        for (size_t i = 0; i < r->n_top_positions; i++) {
+            fputs(i ? ", [" : "[", out);
+            for (size_t j = 0; j < r->top_counts[i]; j++, e++) {
+                fprintf(out, "%s{\"token\": %d, \"text\": ", j ? ", " : "", r->top_ids[e]);
+                output_json_string(out, txt, r->top_lens[e]);
+                txt += r->top_lens[e];
+                fputs(", \"logprob\": ", out);
+                json_float(out, r->top_logprobs[e]);
+                fputc('}', out);
+            }
+            fputc(']', out);
+        }
+        fputc(']', out);
     }
     if (r->segments != NULL) {
         fputs(", \"generated_segments\": [", out);
@@ -137,12 +162,15 @@ static void write_json_object(FILE *out, const pipeline_result *r)
         }
         fputc(']', out);
     }
-    if (r->done_ns > r->arrival_ns)
-        fprintf(out, ", \"latency\": %.6f", (double)(r->done_ns - r->arrival_ns) / 1e9);
     if (r->error) {
         fputs(", \"error\": ", out);
         output_json_string(out, r->error, strlen(r->error));
     }
+    fprintf(out, ", \"status\": \"%s\"", status_name(r->status));
+    fputs(", \"prompt_tokens\": ", out);
+    json_ints(out, r->prompt_tokens, r->n_prompt_tokens);
+    if (r->done_ns > r->arrival_ns)
+        fprintf(out, ", \"latency\": %.6f", (double)(r->done_ns - r->arrival_ns) / 1e9);
     fputc('}', out);
 }
 

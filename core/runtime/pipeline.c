@@ -45,6 +45,12 @@ typedef struct req_rec {
     strbuf segments;           /* pieces back to back */
     size_t *seg_lens;          /* [n_segments] */
     size_t n_segments;
+    int32_t *top_ids;          /* top-N alternatives: [n_top] entries, ... */
+    float *top_lps;
+    size_t *top_lens;          /* ...their text lengths, back to back in top_text */
+    strbuf top_text;
+    size_t *top_counts;        /* [n_top_pos] entries per generated position */
+    size_t n_top, n_top_pos;
     uint32_t status, finish_reason;
     char *error;
     bool final_text;           /* FINISH carried the final text; else the core detokenizes */
@@ -455,6 +461,48 @@ static mcrt_status request_update(pipeline *p, const char *tag, mcrt_request *re
         r->n_segments += u->n;
         return r->segments.failed ? MCRT_E_NOMEM : MCRT_OK;
     }
+    case MCRT_UPDATE_TOP_LOGPROBS: {
+        /* n candidates: ids, log probs, and their bytes back to back */
+        if (!MCRT_HAS(u, lens) || (u->n > 0 && (u->lens == NULL || u->logprobs == NULL))) {
+            log_msg(p->log, MCRT_LOG_ERROR, tag,
+                    "request_update: top log probs without log probs or lens");
+            return MCRT_E_INVAL;
+        }
+        size_t sum = 0;
+        for (size_t i = 0; i < u->n; i++)
+            sum += u->lens[i];
+        if (sum != u->text_len) {
+            log_msg(p->log, MCRT_LOG_ERROR, tag,
+                    "request_update: top log probs: %zu text lengths add up to %zu bytes, "
+                    "text_len is %zu", u->n, sum, u->text_len);
+            return MCRT_E_INVAL;
+        }
+        int32_t *ni = realloc(r->top_ids, (r->n_top + u->n + 1) * sizeof *ni);
+        if (ni == NULL)
+            return MCRT_E_NOMEM;
+        r->top_ids = ni;
+        float *nf = realloc(r->top_lps, (r->n_top + u->n + 1) * sizeof *nf);
+        if (nf == NULL)
+            return MCRT_E_NOMEM;
+        r->top_lps = nf;
+        size_t *nl = realloc(r->top_lens, (r->n_top + u->n + 1) * sizeof *nl);
+        if (nl == NULL)
+            return MCRT_E_NOMEM;
+        r->top_lens = nl;
+        size_t *nc = realloc(r->top_counts, (r->n_top_pos + 1) * sizeof *nc);
+        if (nc == NULL)
+            return MCRT_E_NOMEM;
+        r->top_counts = nc;
+        if (u->n) {
+            memcpy(r->top_ids + r->n_top, u->tokens, u->n * sizeof *ni);
+            memcpy(r->top_lps + r->n_top, u->logprobs, u->n * sizeof *nf);
+            memcpy(r->top_lens + r->n_top, u->lens, u->n * sizeof *nl);
+        }
+        r->top_counts[r->n_top_pos++] = u->n;
+        r->n_top += u->n;
+        strbuf_append(&r->top_text, u->text ? u->text : "", u->text_len);
+        return r->top_text.failed ? MCRT_E_NOMEM : MCRT_OK;
+    }
     case MCRT_UPDATE_FINISH:
         if (u->status != MCRT_REQ_COMPLETED && u->status != MCRT_REQ_FAILED) {
             log_msg(p->log, MCRT_LOG_ERROR, tag,
@@ -703,6 +751,11 @@ void pipeline_destroy(pipeline *p)
         strbuf_free(&r->text);
         strbuf_free(&r->segments);
         free(r->seg_lens);
+        free(r->top_ids);
+        free(r->top_lps);
+        free(r->top_lens);
+        free(r->top_counts);
+        strbuf_free(&r->top_text);
         free(r->error);
         free(r);
     }
@@ -882,6 +935,12 @@ void pipeline_result_at(const pipeline *p, size_t i, pipeline_result *o)
     o->segments = r->n_segments ? r->segments.data : NULL;
     o->segment_lens = r->seg_lens;
     o->n_segments = r->n_segments;
+    o->top_ids = r->top_ids;
+    o->top_logprobs = r->top_lps;
+    o->top_lens = r->top_lens;
+    o->top_text = r->top_text.data ? r->top_text.data : "";
+    o->top_counts = r->top_counts;
+    o->n_top_positions = r->n_top_pos;
     o->arrival_ns = r->pub.arrival_ns;
     o->first_token_ns = r->first_token_ns;
     o->done_ns = r->done_ns;

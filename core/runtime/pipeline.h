@@ -44,6 +44,14 @@ typedef struct pipeline_result {
     const char *segments;       /* n_segments pieces back to back, or NULL */
     const size_t *segment_lens; /* [n_segments] */
     size_t n_segments;
+    /* top-N alternatives: position i has top_counts[i] entries (ids, log
+     * probs, text lengths; texts back to back in top_text) */
+    const int32_t *top_ids;
+    const float *top_logprobs;
+    const size_t *top_lens;
+    const char *top_text;
+    const size_t *top_counts;   /* [n_top_positions] */
+    size_t n_top_positions;
     uint64_t arrival_ns, first_token_ns, done_ns;
 } pipeline_result;
 

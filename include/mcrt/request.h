@@ -67,8 +67,13 @@ enum {
                                        text, when not NULL, is the final generated text (e.g.
                                        cut before a stop string); when NULL the core sets it to
                                        the tokenizer's decoding of the generated ids */
-    MCRT_UPDATE_SEGMENTS = 6        /* n per-token pieces, back to back in text[0..text_len),
+    MCRT_UPDATE_SEGMENTS = 6,       /* n per-token pieces, back to back in text[0..text_len),
                                        piece i is lens[i] bytes (pieces may hold any byte) */
+    MCRT_UPDATE_TOP_LOGPROBS = 7    /* the next generated position's n most likely tokens:
+                                       tokens[0..n) ids, logprobs[0..n) their log probs (most
+                                       likely first), their bytes back to back in
+                                       text[0..text_len), piece i lens[i] bytes; one update per
+                                       generated token, in order, when top_n_logprobs > 0 */
 };
 
 typedef struct mcrt_request_update {

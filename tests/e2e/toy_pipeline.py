@@ -60,8 +60,8 @@ def check(name, results, prompts, n, logprobs=False, **ref_kw):
     for i, (r, prompt) in enumerate(zip(results, prompts)):
         want = toy_counter.generate(prompt.encode("utf-8"), n, **ref_kw)
         where = "%s, request %d (%r)" % (name, i, prompt[:20])
-        assert r["request_id"] == i, where + ": results out of order"
-        assert r["prompt"] == prompt, where + ": prompt"
+        assert r["id"] == i, where + ": results out of order"
+        assert r["input_prompt"] == prompt, where + ": prompt"
         if want["error"] is not None:
             assert r["status"] == "FAILED", where + ": should fail: " + want["error"]
             assert r.get("error"), where + ": no error message"
