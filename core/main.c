@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "commands/prompts.h"  /* run_requests */
 #include "commands/tokenize.h" /* cmd_tokenize */
 #include "config/config.h"     /* cfg_tree, cfg_build, cfg_validate_* */
 #include "mcrt/plugin.h"       /* MCRT_ABI_* */
@@ -33,8 +36,6 @@ extern char **environ;
 
 /* Hard limits on what a prompt file may hold, so bad input cannot exhaust
  * memory: 256 MiB of text, 1M prompts. */
-#define PROMPT_FILE_MAX (256u << 20)
-#define PROMPTS_MAX (1u << 20)
 
 static void print_version(FILE *out)
 {
@@ -352,118 +353,35 @@ static int cmd_config(int argc, char **argv, const char *exe)
     return rc;
 }
 
-/* Prompts from generation.prompts or generation.prompt_file (one per line). */
-typedef struct prompt_list {
-    char **items;
-    size_t *lens;
-    size_t n, cap;
-} prompt_list;
-
-static int prompt_push(prompt_list *pl, const char *s, size_t len)
+/* llama.cpp's closing summary, on stderr: load, prompt (prefill steps), generation
+ * (the rest of the run), total. With json output, one JSON object instead. */
+static void print_timing(FILE *f, const pipeline *p, uint64_t load_ns, size_t n_prompt,
+                         size_t n_gen, size_t failed, bool json)
 {
-    if (pl->n >= PROMPTS_MAX)
-        return -1;
-    if (pl->n == pl->cap) {
-        size_t nc = pl->cap ? pl->cap * 2 : 16;
-        char **ni = realloc(pl->items, nc * sizeof *ni);
-        if (ni == NULL) return -1;
-        pl->items = ni;
-        size_t *nl = realloc(pl->lens, nc * sizeof *nl);
-        if (nl == NULL) return -1;
-        pl->lens = nl;
-        pl->cap = nc;
+    pipeline_stats s;
+    pipeline_get_stats(p, &s);
+    double load = (double)load_ns / 1e6, pre = (double)s.prefill_ns / 1e6;
+    double run = (double)s.run_ns / 1e6, gen = run > pre ? run - pre : 0.0;
+    double pre_tps = pre > 0 ? (double)n_prompt / (pre / 1e3) : 0.0;
+    double gen_tps = gen > 0 ? (double)n_gen / (gen / 1e3) : 0.0;
+    size_t n = pipeline_result_count(p);
+    if (json) {
+        fprintf(f, "{\"timing\": {\"load_ms\": %.3f, \"prompt_tokens\": %zu, \"prompt_ms\": %.3f, "
+                "\"prompt_tokens_per_s\": %.2f, \"generated_tokens\": %zu, \"generation_ms\": %.3f, "
+                "\"generated_tokens_per_s\": %.2f, \"total_ms\": %.3f, \"requests\": %zu, "
+                "\"failed\": %zu}}\n", load, n_prompt, pre, pre_tps, n_gen, gen, gen_tps, load + run,
+                n, failed);
+        return;
     }
-    pl->items[pl->n] = xstrndup(s, len);
-    if (pl->items[pl->n] == NULL) return -1;
-    pl->lens[pl->n++] = len;
-    return 0;
+    fprintf(f, "mcrt: load time      = %10.2f ms\n", load);
+    fprintf(f, "mcrt: prompt eval    = %10.2f ms / %6zu tokens (%8.2f tokens per second)\n", pre,
+            n_prompt, pre_tps);
+    fprintf(f, "mcrt: generation     = %10.2f ms / %6zu tokens (%8.2f tokens per second)\n", gen,
+            n_gen, gen_tps);
+    fprintf(f, "mcrt: total time     = %10.2f ms / %6zu requests%s\n", load + run, n,
+            failed ? " (some failed)" : "");
 }
 
-static void prompt_list_free(prompt_list *pl)
-{
-    for (size_t i = 0; i < pl->n; i++) free(pl->items[i]);
-    free(pl->items);
-    free(pl->lens);
-}
-
-static int read_prompts(const mcrt_config *gen, prompt_list *pl)
-{
-    const char *file = NULL;
-    size_t n = 0;
-    if (cfg_get_string(gen, "prompt_file", &file) == MCRT_OK && file != NULL) {
-        struct stat st;
-        if (stat(file, &st) != 0) {
-            fprintf(stderr, "mcrt run: generation.prompt_file %s: %s\n", file, strerror(errno));
-            return EXIT_NOINPUT;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "mcrt run: generation.prompt_file %s: is a directory, expected a text "
-                            "file with one prompt per line\n", file);
-            return EXIT_NOINPUT;
-        }
-        FILE *f = fopen(file, "rb");
-        if (f == NULL) {
-            fprintf(stderr, "mcrt run: generation.prompt_file %s: %s\n", file, strerror(errno));
-            return EXIT_NOINPUT;
-        }
-        strbuf line = {0};
-        size_t total = 0;
-        int c, rc = EXIT_OK;
-        for (;;) {
-            c = fgetc(f);
-            if (c == EOF || c == '\n') {
-                size_t len = line.len;
-                if (len > 0 && line.data[len - 1] == '\r') len--;
-                if (len > 0 || c == '\n') {
-                    if (len > 0 && prompt_push(pl, line.data, len) != 0) {
-                        fprintf(stderr, "mcrt run: generation.prompt_file %s: more than %u "
-                                        "prompts or out of memory\n", file, PROMPTS_MAX);
-                        rc = EXIT_DATAERR;
-                        break;
-                    }
-                }
-                line.len = 0;
-                if (c == EOF) break;
-                continue;
-            }
-            if (++total > PROMPT_FILE_MAX) {
-                fprintf(stderr, "mcrt run: generation.prompt_file %s: larger than %u MiB\n", file,
-                        PROMPT_FILE_MAX >> 20);
-                rc = EXIT_DATAERR;
-                break;
-            }
-            char ch = (char)c;
-            strbuf_append(&line, &ch, 1);
-        }
-        if (ferror(f)) {
-            fprintf(stderr, "mcrt run: generation.prompt_file %s: read error\n", file);
-            rc = EXIT_NOINPUT;
-        }
-        strbuf_free(&line);
-        fclose(f);
-        if (rc == EXIT_OK && pl->n == 0) {
-            fprintf(stderr, "mcrt run: generation.prompt_file %s: no prompts (the file has no "
-                            "non-empty line)\n", file);
-            rc = EXIT_DATAERR;
-        }
-        return rc;
-    }
-    if (cfg_list_size(gen, "prompts", &n) == MCRT_OK && n > 0) {
-        for (size_t i = 0; i < n; i++) {
-            const char *s;
-            if (cfg_list_item(gen, "prompts", i, &s) != MCRT_OK || prompt_push(pl, s, strlen(s)) != 0) {
-                fprintf(stderr, "mcrt run: out of memory reading prompts\n");
-                return EXIT_UNAVAILABLE;
-            }
-        }
-        return EXIT_OK;
-    }
-    fprintf(stderr, "mcrt run: no prompts: give --prompts P..., -p P, --prompt-file F, or "
-                    "generation.prompts in the YAML\n");
-    return EXIT_USAGE;
-}
-
-/* `mcrt run` */
 static int cmd_run(int argc, char **argv, const char *exe)
 {
     if (wants_help(argc, argv)) {
@@ -474,7 +392,8 @@ static int cmd_run(int argc, char **argv, const char *exe)
     cfg_tree *t = cfg_tree_create();
     registry *reg = NULL;
     pipeline *p = NULL;
-    prompt_list prompts = {0};
+    run_requests prompts;
+    memset(&prompts, 0, sizeof prompts);
     FILE *out = stdout;
     log_sink log;
     if (t == NULL) {
@@ -487,7 +406,7 @@ static int cmd_run(int argc, char **argv, const char *exe)
     log_sink_init(&log, stderr, cfg_log_level(t));
     const mcrt_config *gen = cfg_section(t, "generation");
     const mcrt_config *outsec = cfg_section(t, "output");
-    rc = read_prompts(gen, &prompts);
+    rc = run_requests_read(gen, &prompts);
     if (rc != EXIT_OK)
         goto done;
     const char *fmt_s = "text";
@@ -518,7 +437,12 @@ static int cmd_run(int argc, char **argv, const char *exe)
         goto done;
     char err[2048];
     int code = EXIT_SOFTWARE;
+    struct timespec ts0, ts1;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
     p = pipeline_create(t, reg, &log, err, sizeof err, &code);
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    uint64_t load_ns = (uint64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000000ull +
+                       (uint64_t)(ts1.tv_nsec - ts0.tv_nsec);
     if (p == NULL) {
         fprintf(stderr, "mcrt run: %s\n", err);
         rc = code;
@@ -537,11 +461,12 @@ static int cmd_run(int argc, char **argv, const char *exe)
     }
     if (stream)
         pipeline_set_stream(p, out);
-    mcrt_sampling_params params;
-    const char *stops[64];
-    params_from_config(gen, &params, stops, 64);
+    bool quiet = cfg_log_level(t) <= MCRT_LOG_ERROR;
+    if (!quiet && isatty(fileno(stderr)) && !stream)
+        pipeline_set_progress(p, stderr);
     for (size_t i = 0; i < prompts.n; i++) {
-        mcrt_status st = pipeline_submit(p, prompts.items[i], prompts.lens[i], &params);
+        const run_request *rq = &prompts.items[i];
+        mcrt_status st = pipeline_submit(p, rq->text, rq->len, &rq->params, rq->custom_id);
         if (st != MCRT_OK) {
             fprintf(stderr, "mcrt run: cannot queue request %zu: %s\n", i, mcrt_status_str(st));
             rc = exit_code_for_status(st);
@@ -568,16 +493,20 @@ static int cmd_run(int argc, char **argv, const char *exe)
         rc = EXIT_CANTCREAT;
         goto done;
     }
-    size_t failed = 0;
+    size_t failed = 0, n_prompt = 0, n_gen = 0;
     for (size_t i = 0; i < pipeline_result_count(p); i++) {
         pipeline_result r;
         pipeline_result_at(p, i, &r);
+        n_prompt += r.n_prompt_tokens;
+        n_gen += r.n_tokens;
         if (r.status != MCRT_REQ_COMPLETED) {
             failed++;
             fprintf(stderr, "mcrt run: request %llu failed: %s\n", (unsigned long long)r.id,
                     r.error ? r.error : "unknown reason");
         }
     }
+    if (!quiet)
+        print_timing(stderr, p, load_ns, n_prompt, n_gen, failed, fmt == OUTPUT_JSON);
     rc = failed ? EXIT_DATAERR : EXIT_OK;
 done:
     if (out != stdout && out != NULL && fclose(out) != 0 && rc == EXIT_OK) {
@@ -586,7 +515,7 @@ done:
     }
     pipeline_destroy(p);
     registry_destroy(reg);
-    prompt_list_free(&prompts);
+    run_requests_free(&prompts);
     cfg_tree_destroy(t);
     return rc;
 }

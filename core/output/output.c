@@ -117,6 +117,10 @@ static void json_ints(FILE *out, const int32_t *v, size_t n)
 static void write_json_object(FILE *out, const pipeline_result *r)
 {
     fprintf(out, "{\"id\": %llu", (unsigned long long)r->id);
+    if (r->custom_id != NULL) {
+        fputs(", \"custom_id\": ", out);
+        output_json_string(out, r->custom_id, strlen(r->custom_id));
+    }
     fputs(", \"input_prompt\": ", out);
     output_json_string(out, r->prompt, r->prompt_len);
     fputs(", \"generated_text\": ", out);

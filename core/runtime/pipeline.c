@@ -32,6 +32,7 @@ typedef struct component {
 typedef struct req_rec {
     mcrt_request pub;          /* what plugins see; first, so &rec->pub == rec */
     char *prompt;              /* copy, NUL-terminated */
+    char *custom_id;           /* the user's id for it (JSONL "id"), or NULL */
     mcrt_sampling_params params;
     int32_t *prompt_tokens;
     size_t n_prompt_tokens;
@@ -73,8 +74,14 @@ struct pipeline {
     pthread_mutex_t err_mu;
     char last_error[1024];
     FILE *stream;              /* text streaming target, or NULL */
+    FILE *progress;            /* progress line target (a terminal), or NULL */
+    uint64_t run_start_ns, progress_last_ns;
+    bool progress_shown;
+    pipeline_stats stats;
     size_t stream_cursor;      /* the request being streamed: all before it are printed */
 };
+
+static mcrt_status pipeline_run_engine(pipeline *p);
 
 static uint64_t now_ns(void)
 {
@@ -211,8 +218,39 @@ static mcrt_status svc_model_step(const mcrt_host *h, const mcrt_step_batch *bat
         return st;
     if (batch->n_logits > 0 && logits == NULL)
         return MCRT_E_INVAL;
-    return model_group_step(p->models, batch, logits);
+    uint64_t t0 = now_ns();
+    st = model_group_step(p->models, batch, logits);
+    uint64_t t1 = now_ns();
+    /* a step that runs more tokens than sequences holds prompt chunks: prefill */
+    if (batch->n_tokens > batch->n_seqs) {
+        p->stats.prefill_ns += t1 - t0;
+        p->stats.prefill_steps++;
+        p->stats.prefill_tokens += batch->n_tokens;
+    } else {
+        p->stats.decode_ns += t1 - t0;
+        p->stats.decode_steps++;
+    }
+    if (p->progress != NULL && t1 - p->run_start_ns > 2000000000ull &&
+        t1 - p->progress_last_ns > 250000000ull) {
+        size_t done = 0, gen = 0;
+        for (size_t i = 0; i < p->n_reqs; i++) {
+            done += p->reqs[i]->status == MCRT_REQ_COMPLETED ||
+                    p->reqs[i]->status == MCRT_REQ_FAILED;
+            gen += p->reqs[i]->n_tokens;
+        }
+        double el = (double)(t1 - p->run_start_ns) / 1e9;
+        fprintf(p->progress, "\rmcrt: %zu/%zu requests done, %zu tokens generated, %.1f tok/s, "
+                "%.0f s \033[K", done, p->n_reqs, gen, (double)gen / el, el);
+        fflush(p->progress);
+        p->progress_last_ns = t1;
+        p->progress_shown = true;
+    }
+    return st;
 }
+
+void pipeline_set_progress(pipeline *p, FILE *out) { p->progress = out; }
+
+void pipeline_get_stats(const pipeline *p, pipeline_stats *out) { *out = p->stats; }
 
 static mcrt_status svc_kv_alloc(const mcrt_host *h, uint32_t n, int32_t *out)
 {
@@ -744,6 +782,7 @@ void pipeline_destroy(pipeline *p)
     for (size_t i = 0; i < p->n_reqs; i++) {
         req_rec *r = p->reqs[i];
         free(r->prompt);
+        free(r->custom_id);
         free(r->prompt_tokens);
         free(r->prompt_logprobs);
         free(r->tokens);
@@ -780,7 +819,7 @@ const plugin_entry *pipeline_plugin(const pipeline *p, int kind)
 /* ---- requests ------------------------------------------------------------ */
 
 mcrt_status pipeline_submit(pipeline *p, const char *prompt, size_t len,
-                            const mcrt_sampling_params *params)
+                            const mcrt_sampling_params *params, const char *custom_id)
 {
     if (p->n_reqs == p->cap_reqs) {
         size_t nc = p->cap_reqs ? p->cap_reqs * 2 : 16;
@@ -801,6 +840,11 @@ mcrt_status pipeline_submit(pipeline *p, const char *prompt, size_t len,
     if (len)
         memcpy(r->prompt, prompt, len);
     r->prompt[len] = '\0';
+    if (custom_id != NULL && (r->custom_id = xstrdup(custom_id)) == NULL) {
+        free(r->prompt);
+        free(r);
+        return MCRT_E_NOMEM;
+    }
     r->params = *params;
     r->params.struct_size = (uint32_t)sizeof r->params;
     r->pub.struct_size = (uint32_t)sizeof r->pub;
@@ -859,6 +903,18 @@ static mcrt_status detokenize_all(pipeline *p, req_rec *r)
 
 mcrt_status pipeline_run(pipeline *p)
 {
+    mcrt_status st = pipeline_run_engine(p);
+    if (p->progress_shown) {
+        fputs("\r\033[K", p->progress); /* clear the progress line */
+        fflush(p->progress);
+    }
+    p->stats.run_ns = now_ns() - p->run_start_ns;
+    return st;
+}
+
+static mcrt_status pipeline_run_engine(pipeline *p)
+{
+    p->run_start_ns = now_ns();
     const mcrt_engine_iface *e = p->eng.iface;
     /* A bound on engine calls: each call must finish at least one request or
      * make progress; an engine that spins without progress is a bug that must
@@ -919,6 +975,7 @@ void pipeline_result_at(const pipeline *p, size_t i, pipeline_result *o)
     o->id = r->pub.id;
     o->prompt = r->prompt;
     o->prompt_len = r->pub.prompt_len;
+    o->custom_id = r->custom_id;
     o->params = &r->params;
     o->status = r->status;
     o->finish_reason = r->finish_reason;

@@ -28,6 +28,7 @@ typedef struct pipeline_result {
     uint64_t id;
     const char *prompt;
     size_t prompt_len;
+    const char *custom_id;      /* the user's id (JSONL "id"), or NULL */
     const mcrt_sampling_params *params;
     uint32_t status;            /* MCRT_REQ_* */
     uint32_t finish_reason;     /* MCRT_FINISH_* */
@@ -71,10 +72,23 @@ void pipeline_destroy(pipeline *p);
 /* The chosen plugin of a kind (for logs and `mcrt run -v`). */
 const plugin_entry *pipeline_plugin(const pipeline *p, int kind);
 
-/* Queue one request; the prompt is copied, params copied (their pointers must
- * outlive the pipeline: they point into the config tree). */
+/* Queue one request; the prompt and custom_id (may be NULL) are copied,
+ * params copied (their pointers must outlive the pipeline: they point into the
+ * config tree or the caller's request list). */
 mcrt_status pipeline_submit(pipeline *p, const char *prompt, size_t len,
-                            const mcrt_sampling_params *params);
+                            const mcrt_sampling_params *params, const char *custom_id);
+
+/* Where the time went (model steps as the controller made them). A step with
+ * more tokens than sequences holds prompt chunks and counts as prefill. */
+typedef struct pipeline_stats {
+    uint64_t prefill_ns, decode_ns, run_ns;
+    uint64_t prefill_steps, decode_steps, prefill_tokens;
+} pipeline_stats;
+void pipeline_get_stats(const pipeline *p, pipeline_stats *out);
+
+/* A progress line (requests done, tokens, tok/s), rewritten in place on `out`
+ * (a terminal) from two seconds into pipeline_run; cleared at its end. */
+void pipeline_set_progress(pipeline *p, FILE *out);
 
 /* Print each request's text to `out` as its tokens arrive (text format, in
  * request order, raw token bytes); NULL turns streaming off. */
