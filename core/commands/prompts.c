@@ -155,7 +155,9 @@ static bool jl_stop(jl *j, run_request *req)
             const char *s;
             size_t len;
             if (json_peek(j->r) != JSON_STRING || !json_read_string(j->r, &s, &len))
-                return jl_fail(j, "\"stop\": expected a string or a list of strings");
+                return j->r->failed ? jl_fail(j, "\"stop\": %s", json_error(j->r))
+                                    : jl_fail(j, "\"stop\": expected a string or a list of "
+                                                 "strings");
             if (len == 0)
                 return jl_fail(j, "\"stop\": stop string %u is empty", n);
             if (memchr(s, '\0', len) != NULL)
@@ -278,7 +280,8 @@ static bool jl_line(jl *j, run_requests *rr, const char *text, size_t len,
             const char *s;
             size_t sl;
             if (json_peek(&r) != JSON_STRING || !json_read_string(&r, &s, &sl)) {
-                ok = jl_fail(j, "\"prompt\": expected a string");
+                ok = r.failed ? jl_fail(j, "\"prompt\": %s", json_error(&r))
+                              : jl_fail(j, "\"prompt\": expected a string");
                 break;
             }
             free(req->text);
@@ -344,8 +347,10 @@ static bool jl_line(jl *j, run_requests *rr, const char *text, size_t len,
             if ((ok = jl_number(j, k, -2.0, 2.0, &d)))
                 p->frequency_penalty = (float)d;
         } else if (strcmp(k, "seed") == 0) {
-            if ((ok = jl_int(j, k, -1, INT64_MAX, &i)))
+            if ((ok = jl_int(j, k, -1, INT64_MAX, &i))) {
                 p->seed = i;
+                req->own_seed = true;
+            }
         } else if (strcmp(k, "return_log_probs") == 0) {
             ok = jl_bool(j, k, &p->return_log_probs);
         } else if (strcmp(k, "top_n_logprobs") == 0) {
@@ -452,6 +457,19 @@ static int read_file(const char *file, strbuf *all)
     return rc;
 }
 
+/* generation.seed is the run's seed (Megatron's --seed): request i draws from
+ * seed + i, so the requests of a run get independent random streams (as rows
+ * of Megatron's batch do) while each stays reproducible whatever its batch. A
+ * request that sets its own seed (JSONL) keeps it; -1 stays nondeterministic. */
+static void spread_seeds(run_requests *rr)
+{
+    for (size_t i = 0; i < rr->n; i++) {
+        run_request *r = &rr->items[i];
+        if (!r->own_seed && r->params.seed >= 0)
+            r->params.seed = (int64_t)((uint64_t)r->params.seed + (uint64_t)i) & INT64_MAX;
+    }
+}
+
 int run_requests_read(const mcrt_config *gen, run_requests *rr)
 {
     mcrt_sampling_params base;
@@ -492,6 +510,7 @@ int run_requests_read(const mcrt_config *gen, run_requests *rr)
             pos = end + 1;
         }
         strbuf_free(&all);
+        spread_seeds(rr);
         if (rc == EXIT_OK && rr->n == 0) {
             fprintf(stderr, "mcrt run: generation.prompt_file %s: no prompts (the file has no "
                             "non-empty line)\n", file);
@@ -509,6 +528,7 @@ int run_requests_read(const mcrt_config *gen, run_requests *rr)
                 return EXIT_UNAVAILABLE;
             }
         }
+        spread_seeds(rr);
         return EXIT_OK;
     }
     fprintf(stderr, "mcrt run: no prompts: give --prompts P..., -p P, --prompt-file F, or "

@@ -13,6 +13,7 @@
 #ifndef MCRT_CORE_COMMANDS_PROMPTS_H
 #define MCRT_CORE_COMMANDS_PROMPTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@ typedef struct run_request {
     char *text;                   /* the prompt (may hold NULs) */
     size_t len;
     char *custom_id;              /* JSONL "id", or NULL */
+    bool own_seed;                /* JSONL "seed" given (else seed = generation.seed + index) */
     mcrt_sampling_params params;  /* its pointers point into the arrays below or the config */
     char **stop;                  /* owned (JSONL "stop") */
     const char **stop_ptrs;

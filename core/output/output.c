@@ -198,13 +198,20 @@ int output_write(FILE *out, output_format fmt, const pipeline *p)
             break;
         case OUTPUT_TEXT:
         default:
-            fprintf(out, "--- request %llu (%s", (unsigned long long)r.id, status_name(r.status));
-            if (finish_name(r.finish_reason)) fprintf(out, ", %s", finish_name(r.finish_reason));
-            fprintf(out, ", %zu tokens) ---\n", r.n_tokens);
+            /* the seed's example script: id, input_prompt, generated_text,
+             * generated_tokens, one request after another */
+            fprintf(out, "id: %llu\n", (unsigned long long)r.id);
+            if (r.custom_id) fprintf(out, "custom_id: %s\n", r.custom_id);
+            fputs("input_prompt: ", out);
             fwrite(r.prompt, 1, r.prompt_len, out);
-            if (r.error) fprintf(out, "\n[error: %s]", r.error);
-            else fwrite(r.text, 1, r.text_len, out);
-            fputc('\n', out);
+            fputs("\ngenerated_text: ", out);
+            fwrite(r.text, 1, r.text_len, out);
+            fputs("\ngenerated_tokens: ", out);
+            json_ints(out, r.tokens, r.n_tokens);
+            fprintf(out, "\nfinish_reason: %s\n",
+                    finish_name(r.finish_reason) ? finish_name(r.finish_reason) : "none");
+            if (r.error) fprintf(out, "error: %s\n", r.error);
+            if (i + 1 < n) fputc('\n', out);
             break;
         }
     }

@@ -2,8 +2,8 @@
  * mcrt/params.h: per-request sampling and generation parameters.
  *
  * Field names are Megatron-Core's SamplingParams names where Megatron has the
- * field. Semantics depend on `compat` (see docs/sampling.md once the sampler
- * lands): in MCRT_COMPAT_DEFAULT they are OpenAI/vLLM's (temperature 0 =
+ * field. Semantics depend on `compat` (docs/sampling.md has the shipped
+ * sampler's exact rules): in MCRT_COMPAT_DEFAULT they are OpenAI/vLLM's (temperature 0 =
  * greedy, top_k 0 = off, top_p 1.0 = off, top_k and top_p compose); in
  * MCRT_COMPAT_MEGATRON they are Megatron-Core's sample_from_logits (top_k 1 =
  * argmax ignoring temperature, top_p 0 = off, top_k and top_p both set is a

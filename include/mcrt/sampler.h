@@ -3,8 +3,8 @@
  * sample_from_logits level: logits -> one token per row.
  *
  * Dimension legend: R = rows (sequences) to sample, Vp = padded vocabulary,
- * V = real vocabulary (ids >= V are padding and are never sampled, except in
- * MCRT_COMPAT_MEGATRON where the sampler documents what it does).
+ * V = real vocabulary (ids >= V are padding; the shipped sampler never
+ * samples them, in either mode: docs/sampling.md).
  */
 #ifndef MCRT_SAMPLER_H
 #define MCRT_SAMPLER_H

@@ -33,6 +33,13 @@
 
 #define ES_DEFAULT_MAX_BATCH 8
 
+/* The plugin's name. tests/plugins/toy builds this same file as the
+ * test-only engine "fifo" (-DES_PLUGIN_NAME="fifo"), so the core's own tests
+ * run the real scheduler without depending on the shipped plugin folder. */
+#ifndef ES_PLUGIN_NAME
+#define ES_PLUGIN_NAME "static"
+#endif
+
 typedef struct es_self {
     const mcrt_host *host;
     const mcrt_pipeline_services *svc;
@@ -229,7 +236,7 @@ static const void *es_get_iface(const char *iface_id)
     return NULL;
 }
 
-MCRT_PLUGIN_DEFINE(MCRT_KIND_ENGINE, "static", "1.0.0",
+MCRT_PLUGIN_DEFINE(MCRT_KIND_ENGINE, ES_PLUGIN_NAME, "1.0.0",
                    "Megatron-Core's static engine: FIFO static batches of max_batch_size, "
                    "each run to completion",
                    NULL, NULL, NULL, NULL, es_get_iface);
