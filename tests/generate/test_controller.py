@@ -76,6 +76,12 @@ def main():
          dict(tokens=toks[:6], reason="length")),
         ("segments", {"prompt": P, "num_tokens_to_generate": 6, "return_segments": True},
          dict(tokens=toks[:6], reason="length")),
+        # seeded sampling: no reference for the random stream, but the same tokens batched
+        # and alone (checked for every case below), and a different seed changes them
+        ("seeded", {"prompt": P, "num_tokens_to_generate": 12, "temperature": 5.0, "seed": 42},
+         None),
+        ("seeded again", {"prompt": P, "num_tokens_to_generate": 12, "temperature": 5.0,
+                          "seed": 43}, None),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "c.yaml")
@@ -98,10 +104,15 @@ def main():
             return json.loads(proc.stdout)
 
         together = run([c[1] for c in cases], len(cases))
+        seeded = []
         for (name, req, want), got in zip(cases, together):
             alone = run([req], 1)[0]
             for key in ("generated_tokens", "generated_text", "finish_reason"):
                 assert alone[key] == got[key], "%s: %s differs batched vs alone" % (name, key)
+            if want is None:
+                seeded.append(got["generated_tokens"])
+                print("ok %-15s %2d tokens, batched = alone" % (name, len(got["generated_tokens"])))
+                continue
             assert got["generated_tokens"] == want["tokens"], \
                 "%s: tokens %r, expected %r" % (name, got["generated_tokens"], want["tokens"])
             assert got["finish_reason"] == want["reason"], (name, got["finish_reason"])
@@ -137,6 +148,8 @@ def main():
                                 for t in got["generated_tokens"]], (name, segs)
             print("ok %-15s %2d tokens, finish %s" % (name, len(got["generated_tokens"]),
                                                       got["finish_reason"]))
+        assert len(seeded) == 2 and seeded[0] != seeded[1], "seeds 42 and 43 gave the same tokens"
+        assert seeded[0] != toks, "temperature 5 sampled the greedy sequence"
     return 0
 
 
