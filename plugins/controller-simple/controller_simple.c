@@ -58,7 +58,8 @@ typedef struct cs_self {
     int64_t max_step_tokens;
 } cs_self;
 
-enum { ROW_LIVE = 1, ROW_DONE = 2 };
+/* NEW: not yet checked; READY: checked, waiting for its KV blocks */
+enum { ROW_NEW = 0, ROW_LIVE = 1, ROW_DONE = 2, ROW_READY = 3 };
 
 typedef struct cs_row {
     mcrt_request *req;
@@ -348,20 +349,29 @@ static mcrt_status cs_admit(cs_run *run, cs_row *row)
         return cs_fail(run, row, "the request needs %zu KV blocks of %zu tokens (%zu positions) "
                        "but the whole pool has %d; raise model.kv_cache_memory", need, bs,
                        positions, (int)run->mi.kv_num_blocks);
+    row->n_blocks = (uint32_t)need;
+    row->state = ROW_READY;
+    return MCRT_OK;
+}
+
+/* Take a READY row's KV blocks and make it live. MCRT_E_RANGE (not an error)
+ * when the pool cannot hold it now: the rows already live hold the rest, so
+ * it waits for them to finish (rows are independent, so its output is the
+ * same). */
+static mcrt_status cs_reserve(cs_run *run, cs_row *row)
+{
+    cs_self *self = run->self;
+    const mcrt_sampling_params *p = row->p;
+    size_t need = row->n_blocks;
     row->blocks = cs_alloc(self, sizeof(int32_t) * need);
     if (row->blocks == NULL)
         return MCRT_E_NOMEM;
-    st = self->svc->kv_alloc(self->host, (uint32_t)need, row->blocks);
+    mcrt_status st = self->svc->kv_alloc(self->host, (uint32_t)need, row->blocks);
     if (st != MCRT_OK) {
         cs_free(self, row->blocks);
         row->blocks = NULL;
-        return cs_fail(run, row, "the KV pool has %u free blocks, the request needs %zu "
-                       "(the other requests of this batch hold the rest): lower "
-                       "engine.max_batch_size or raise model.kv_cache_memory",
-                       MCRT_HAS(self->svc, kv_free_blocks) ? self->svc->kv_free_blocks(self->host)
-                                                            : 0u, need);
+        return MCRT_E_RANGE;
     }
-    row->n_blocks = (uint32_t)need;
     if (p->return_log_probs && row->L > 1) {
         row->plp = cs_alloc(self, sizeof(float) * (row->L - 1));
         if (row->plp == NULL)
@@ -624,11 +634,11 @@ static mcrt_status cs_grow_step(cs_run *run, size_t T, size_t NL)
     return MCRT_OK;
 }
 
-/* Fail every live row (the batch cannot go on). */
+/* Fail every unfinished row (the batch cannot go on). */
 static void cs_fail_all(cs_run *run, const char *why)
 {
     for (size_t i = 0; i < run->n; i++)
-        if (run->rows[i].state == ROW_LIVE)
+        if (run->rows[i].state != ROW_DONE && run->rows[i].req != NULL)
             (void)cs_fail(run, &run->rows[i], "%s", why);
 }
 
@@ -889,19 +899,55 @@ static mcrt_status cs_generate_static(void *vself, mcrt_request *const *reqs, si
         cs_run_free(&run);
         return st;
     }
-    /* prefill targets: Lmin over the generating rows; whole prompt for N == 0 */
-    size_t lmin = SIZE_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (run.rows[i].state == ROW_LIVE && run.rows[i].N > 0 && run.rows[i].L < lmin)
-            lmin = run.rows[i].L;
-    for (size_t i = 0; i < n; i++) {
-        cs_row *row = &run.rows[i];
-        row->target = row->N == 0 ? row->L : lmin;
+    /* Rounds: the READY rows whose KV blocks fit run as one static batch (the
+     * usual case: all of them); rows the pool could not hold then run in the
+     * next round, once the first round's blocks are free. */
+    for (;;) {
+        size_t live = 0, waiting = 0;
+        for (size_t i = 0; i < n && st == MCRT_OK; i++) {
+            cs_row *row = &run.rows[i];
+            if (row->state != ROW_READY)
+                continue;
+            mcrt_status r = cs_reserve(&run, row);
+            if (r == MCRT_OK)
+                live++;
+            else if (r == MCRT_E_RANGE)
+                waiting++;
+            else
+                st = r;
+        }
+        if (st != MCRT_OK || live + waiting == 0)
+            break;
+        if (live == 0) { /* nothing runs, yet the pool is free: another user holds it */
+            for (size_t i = 0; i < n; i++)
+                if (run.rows[i].state == ROW_READY)
+                    (void)cs_fail(&run, &run.rows[i], "the KV pool has %u free blocks, the "
+                                  "request needs %u: raise model.kv_cache_memory",
+                                  MCRT_HAS(self->svc, kv_free_blocks)
+                                      ? self->svc->kv_free_blocks(self->host) : 0u,
+                                  run.rows[i].n_blocks);
+            break;
+        }
+        if (waiting > 0)
+            cs_log(self, MCRT_LOG_DEBUG, "KV pool full: %zu requests run now, %zu wait for "
+                   "their blocks", live, waiting);
+        /* prefill targets: Lmin over the generating rows; whole prompt for N == 0 */
+        size_t lmin = SIZE_MAX;
+        for (size_t i = 0; i < n; i++)
+            if (run.rows[i].state == ROW_LIVE && run.rows[i].N > 0 && run.rows[i].L < lmin)
+                lmin = run.rows[i].L;
+        for (size_t i = 0; i < n; i++) {
+            cs_row *row = &run.rows[i];
+            if (row->state == ROW_LIVE)
+                row->target = row->N == 0 ? row->L : lmin;
+        }
+        while (st == MCRT_OK && cs_any(&run, true))
+            st = cs_step(&run, true);
+        while (st == MCRT_OK && cs_any(&run, false))
+            st = cs_step(&run, false);
+        if (st != MCRT_OK || waiting == 0)
+            break;
     }
-    while (st == MCRT_OK && cs_any(&run, true))
-        st = cs_step(&run, true);
-    while (st == MCRT_OK && cs_any(&run, false))
-        st = cs_step(&run, false);
     if (st != MCRT_OK)
         cs_fail_all(&run, "the batch stopped on an error (see the log)");
     cs_run_free(&run);
