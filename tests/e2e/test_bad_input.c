@@ -67,6 +67,12 @@ static const struct { const char *name, *text; } files[] = {
 static const bad_case cases[] = {
     /* command line */
     {"no arguments", {NULL}, {NULL}, 64, {"usage: mcrt"}},
+    {"inspect without a path", {"inspect", NULL}, {NULL}, 64, {"no checkpoint given"}},
+    {"inspect a missing checkpoint", {"inspect", "@D/nope.safetensors", NULL}, {NULL}, 66,
+     {"nope.safetensors", "no such file"}},
+    {"inspect a file that is no checkpoint", {"inspect", "@D/good.yaml", NULL}, {NULL}, 65,
+     {"good.yaml", "not a safetensors file"}},
+    {"inspect unknown flag", {"inspect", "--jsn", "x", NULL}, {NULL}, 64, {"--jsn"}},
     {"unknown command", {"rnu", NULL}, {NULL}, 64, {"unknown command 'rnu'", "did you mean 'run'"}},
     {"help for unknown command", {"help", "fly", NULL}, {NULL}, 64, {"unknown command 'fly'"}},
     {"unknown flag", {"run", "--top-kk", "3", NULL}, {NULL}, 64, {"--top-kk", "--top-k"}},
