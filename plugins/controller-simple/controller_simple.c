@@ -1,15 +1,16 @@
 /*
  * mcrt-controller-simple: Megatron-Core's TextGenerationController, static
  * batch loop (reference §1.5.3), over mcrt's paged step interface. README.md
- * lists the keys and every difference from Megatron; docs/generation.md the
- * semantics in full.
+ * lists the keys, the semantics and every difference from Megatron.
  *
  * generate_static(reqs, n):
  *  1. Admission, per request (a request that fails here fails alone): tokenize
  *     (HEAD's rule: leading BOS ids stripped, one prepended with add_bos),
  *     refuse an empty prompt, prompt + num_tokens_to_generate past the model's
  *     max_sequence_length, sampling parameters the sampler refuses, and a KV
- *     need the pool cannot meet; allocate the row's KV blocks.
+ *     need larger than the whole pool; then reserve the row's KV blocks. Rows
+ *     the pool cannot hold while others hold it wait for the next round of
+ *     the same call (rows are independent: same output).
  *  2. Prefill: every live row feeds positions [0, Lmin) (Lmin = the shortest
  *     prompt among rows that generate; a row with num_tokens_to_generate 0
  *     feeds its whole prompt: Megatron HEAD's prompt-log-probs-only forward),
