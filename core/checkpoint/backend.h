@@ -51,8 +51,13 @@ typedef struct ckpt_format {
 
 extern const ckpt_format ckpt_format_safetensors;
 extern const ckpt_format ckpt_format_safetensors_index;
+extern const ckpt_format ckpt_format_megatron;   /* megatron_torch.c */
+extern const ckpt_format ckpt_format_torch_file; /* megatron_torch.c */
 
 /* ---- helpers for backends ------------------------------------------------ */
+
+/* The iteration ckpt_open_ex asked for (--ckpt-step); false when none. */
+bool ckpt_requested_step(const ckpt *ck, int64_t *step);
 
 /* Fill err (status and message) and return the status. */
 mcrt_status ckpt_fail(ckpt_err *err, mcrt_status status, const char *fmt, ...) CKPT_PRINTF(3, 4);
@@ -80,6 +85,11 @@ const char *ckpt_tensor_name(const ckpt *ck, const ckpt_tensor *t);
 /* Add a `__metadata__` pair (copied; an existing key keeps its value). */
 mcrt_status ckpt_add_metadata(ckpt *ck, const char *key, size_t key_len, const char *val,
                               size_t val_len, ckpt_err *err);
+
+/* Map `path` whole, read-only (munmap(*map, *size) to free). An empty file
+ * maps to NULL with size 0. MCRT_E_NOTFOUND, MCRT_E_IO naming the path. */
+mcrt_status ckpt_map_file(const char *path, const unsigned char **map, size_t *size,
+                          ckpt_err *err);
 
 /* dir + "/" + name, malloc'd; NULL on out of memory. */
 char *ckpt_join(const char *dir, const char *name);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@ struct mcrt_checkpoint {
     size_t meta_len, meta_cap, n_meta;
     ckpt_arg *args;        /* hyper-parameters the checkpoint carries (args.c) */
     size_t n_args, args_cap;
+    bool has_step;         /* ckpt_open_ex's --ckpt-step */
+    int64_t step;
 };
 
 /* ---- messages ------------------------------------------------------------- */
@@ -134,6 +137,7 @@ void ckpt_close(ckpt *ck)
     for (size_t i = 0; i < ck->n_args; i++) {
         free(ck->args[i].name);
         free(ck->args[i].s);
+        free((char *)ck->args[i].source);
     }
     free(ck->args);
     free(ck->path);
@@ -286,9 +290,12 @@ mcrt_status ckpt_add_arg(ckpt *ck, const ckpt_arg *a, ckpt_err *err)
     *d = *a;
     d->name = strdup(a->name);
     d->s = a->s != NULL ? strdup(a->s) : NULL;
-    if (d->name == NULL || (a->s != NULL && d->s == NULL)) {
+    d->source = a->source != NULL ? strdup(a->source) : NULL;
+    if (d->name == NULL || (a->s != NULL && d->s == NULL) ||
+        (a->source != NULL && d->source == NULL)) {
         free(d->name);
         free(d->s);
+        free((char *)d->source);
         return ckpt_fail(err, MCRT_E_NOMEM, "%s: out of memory reading its arguments", ck->path);
     }
     ck->n_args++;
@@ -315,35 +322,63 @@ const ckpt_arg *ckpt_arg_at(const ckpt *ck, size_t i)
     return ckpt_valid(ck) && i < ck->n_args ? &ck->args[i] : NULL;
 }
 
-/* ---- formats and open ----------------------------------------------------- */
+/* ---- mapping a file ------------------------------------------------------- */
 
-static bool zip_match(const char *path, const unsigned char *head, size_t n)
+static mcrt_status file_error(const char *path, int e, const char *what, ckpt_err *err)
 {
-    (void)path;
-    return n >= 4 && memcmp(head, "PK\003\004", 4) == 0;
-}
-
-static mcrt_status zip_open(ckpt *ck, const char *path, ckpt_err *err)
-{
-    (void)ck;
     char q[CKPT_QUOTE_SIZE];
-    return ckpt_fail(err, MCRT_E_UNSUPPORTED,
-                     "%s: a zip archive (torch.save, Megatron's 'torch' checkpoint format), which "
-                     "this build cannot read yet; convert it to safetensors",
-                     Q(q, path));
+    if (e == ENOENT || e == ENOTDIR)
+        return ckpt_fail(err, MCRT_E_NOTFOUND, "%s: no such file", Q(q, path));
+    return ckpt_fail(err, MCRT_E_IO, "%s: cannot %s: %s", Q(q, path), what, strerror(e));
 }
 
-static const ckpt_format ckpt_format_torch_zip = {
-    .name = "torch zip",
-    .match_file = zip_match,
-    .folder_entries = NULL,
-    .open = zip_open,
-};
+/* backend.h */
+mcrt_status ckpt_map_file(const char *path, const unsigned char **map, size_t *size,
+                            ckpt_err *err)
+{
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return file_error(path, errno, "open", err);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return file_error(path, e, "stat", err);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        char q[CKPT_QUOTE_SIZE];
+        return ckpt_fail(err, MCRT_E_IO, "%s: not a regular file", Q(q, path));
+    }
+    if (st.st_size < 0 || (uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        char q[CKPT_QUOTE_SIZE];
+        return ckpt_fail(err, MCRT_E_IO, "%s: too large to map", Q(q, path));
+    }
+    size_t n = (size_t)st.st_size;
+    if (n > 0) {
+        void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return file_error(path, e, "map", err);
+        }
+        *map = p;
+    }
+    close(fd);
+    *size = n;
+    return MCRT_OK;
+}
+
+/* ---- formats and open ----------------------------------------------------- */
 
 /* Tried in order, for files and for folders (HF's order: model.safetensors
  * before the index). */
 static const ckpt_format *const formats[] = {
-    &ckpt_format_torch_zip,
+    &ckpt_format_megatron,
+    &ckpt_format_torch_file,
     &ckpt_format_safetensors,
     &ckpt_format_safetensors_index,
 };
@@ -447,7 +482,20 @@ static mcrt_status pick_for_folder(const char *path, const ckpt_format **out, ch
     return ckpt_fail(err, MCRT_E_NOTFOUND, "%s: a folder without %s", Q(q, path), list);
 }
 
+bool ckpt_requested_step(const ckpt *ck, int64_t *step)
+{
+    if (ck->has_step && step != NULL)
+        *step = ck->step;
+    return ck->has_step;
+}
+
 mcrt_status ckpt_open(const char *path, ckpt **out, ckpt_err *err)
+{
+    return ckpt_open_ex(path, NULL, out, err);
+}
+
+mcrt_status ckpt_open_ex(const char *path, const ckpt_open_options *opt, ckpt **out,
+                         ckpt_err *err)
 {
     if (out != NULL)
         *out = NULL;
@@ -459,8 +507,14 @@ mcrt_status ckpt_open(const char *path, ckpt **out, ckpt_err *err)
         return sys_error(path, "stat", errno, err);
     const ckpt_format *fmt = NULL;
     char *entry = NULL;
-    mcrt_status s;
-    if (S_ISDIR(st.st_mode))
+    mcrt_status s = MCRT_OK;
+    bool has_step = opt != NULL && opt->has_step;
+    if (has_step && opt->step < 0)
+        return ckpt_fail(err, MCRT_E_INVAL, "checkpoint open: step %" PRId64 " is negative",
+                         opt->step);
+    if (S_ISDIR(st.st_mode) && has_step)
+        fmt = &ckpt_format_megatron; /* iter_<step> of a --load folder */
+    else if (S_ISDIR(st.st_mode))
         s = pick_for_folder(path, &fmt, &entry, err);
     else if (S_ISREG(st.st_mode))
         s = pick_for_file(path, &fmt, err);
@@ -476,6 +530,8 @@ mcrt_status ckpt_open(const char *path, ckpt **out, ckpt_err *err)
         free(entry);
         return ckpt_fail(err, MCRT_E_NOMEM, "out of memory opening a checkpoint");
     }
+    ck->has_step = has_step;
+    ck->step = has_step ? opt->step : -1;
     s = fmt->open(ck, entry != NULL ? entry : path, err);
     free(entry);
     if (s == MCRT_OK && ck->ops == NULL)

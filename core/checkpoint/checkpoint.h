@@ -57,6 +57,19 @@ typedef struct ckpt_tensor {
 mcrt_status ckpt_open(const char *path, ckpt **out, ckpt_err *err);
 void ckpt_close(ckpt *ck);
 
+/* Options for ckpt_open_ex (zero-initialise, then set what you need). */
+typedef struct ckpt_open_options {
+    /* A Megatron --load folder: open iteration `step` instead of what
+     * latest_checkpointed_iteration.txt says (Megatron's --ckpt-step).
+     * -1 (or 0 when has_step is false): the tracker's. */
+    bool has_step;
+    int64_t step;
+} ckpt_open_options;
+
+/* ckpt_open with options (opt NULL: ckpt_open). */
+mcrt_status ckpt_open_ex(const char *path, const ckpt_open_options *opt, ckpt **out,
+                         ckpt_err *err);
+
 /* The path as given to ckpt_open; the format ("safetensors"). */
 const char *ckpt_path(const ckpt *ck);
 const char *ckpt_format_name(const ckpt *ck);
@@ -78,7 +91,7 @@ const char *ckpt_metadata(const ckpt *ck, const char *key);
 /* A model hyper-parameter the checkpoint carries, named as Megatron's
  * argument (mcrt/checkpoint.h, `arg`). type is MCRT_CFG_BOOL / _INT / _FLOAT
  * / _STRING; i holds BOOL and INT values, f FLOAT values (and INT ones,
- * converted), s STRING values. `source` is a static string. */
+ * converted), s STRING values. `source` names where it came from (copied). */
 typedef struct ckpt_arg {
     char *name;
     int32_t type;
@@ -88,7 +101,7 @@ typedef struct ckpt_arg {
     const char *source;
 } ckpt_arg;
 
-/* Add one (name and s are copied; an existing name keeps its value). */
+/* Add one (name, s and source are copied; an existing name keeps its value). */
 mcrt_status ckpt_add_arg(ckpt *ck, const ckpt_arg *a, ckpt_err *err);
 /* The argument called name, or NULL; count and i-th in insertion order. */
 const ckpt_arg *ckpt_find_arg(const ckpt *ck, const char *name);

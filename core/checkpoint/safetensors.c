@@ -84,56 +84,6 @@ static const ckpt_backend st_backend = {
     .file_path = st_file_path,
 };
 
-/* ---- mapping a file ------------------------------------------------------- */
-
-static mcrt_status file_error(const char *path, int e, const char *what, ckpt_err *err)
-{
-    char q[CKPT_QUOTE_SIZE];
-    if (e == ENOENT || e == ENOTDIR)
-        return ckpt_fail(err, MCRT_E_NOTFOUND, "%s: no such file", Q(q, path));
-    return ckpt_fail(err, MCRT_E_IO, "%s: cannot %s: %s", Q(q, path), what, strerror(e));
-}
-
-/* Map `path` whole, read-only. An empty file maps to NULL with size 0. */
-static mcrt_status map_file(const char *path, const unsigned char **map, size_t *size,
-                            ckpt_err *err)
-{
-    *map = NULL;
-    *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return file_error(path, errno, "open", err);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return file_error(path, e, "stat", err);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        char q[CKPT_QUOTE_SIZE];
-        return ckpt_fail(err, MCRT_E_IO, "%s: not a regular file", Q(q, path));
-    }
-    if (st.st_size < 0 || (uint64_t)st.st_size > SIZE_MAX) {
-        close(fd);
-        char q[CKPT_QUOTE_SIZE];
-        return ckpt_fail(err, MCRT_E_IO, "%s: too large to map", Q(q, path));
-    }
-    size_t n = (size_t)st.st_size;
-    if (n > 0) {
-        void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return file_error(path, e, "map", err);
-        }
-        *map = p;
-    }
-    close(fd);
-    *size = n;
-    return MCRT_OK;
-}
-
 /* ---- the header ----------------------------------------------------------- */
 
 typedef struct dtype_entry {
@@ -698,7 +648,7 @@ static mcrt_status st_open(ckpt *ck, const char *path, ckpt_err *err)
     if ((f->path = strdup(path)) == NULL)
         return ckpt_fail(err, MCRT_E_NOMEM, "out of memory");
     s->n = 1;
-    mcrt_status st = map_file(path, &f->map, &f->size, err);
+    mcrt_status st = ckpt_map_file(path, &f->map, &f->size, err);
     if (st != MCRT_OK)
         return st;
     return parse_file(ck, f, 0, err);
@@ -937,7 +887,7 @@ static mcrt_status index_open(ckpt *ck, const char *path, ckpt_err *err)
     Q(x.qi, path);
     const unsigned char *text = NULL;
     size_t len = 0;
-    mcrt_status s = map_file(path, &text, &len, err);
+    mcrt_status s = ckpt_map_file(path, &text, &len, err);
     if (s != MCRT_OK)
         return s;
     if (len > CKPT_MAX_HEADER)
@@ -970,7 +920,7 @@ static mcrt_status index_open(ckpt *ck, const char *path, ckpt_err *err)
         }
         st->n = i + 1;
         ckpt_err sub;
-        s = map_file(f->path, &f->map, &f->size, &sub);
+        s = ckpt_map_file(f->path, &f->map, &f->size, &sub);
         if (s != MCRT_OK) {
             const char *example = "?";
             for (size_t j = 0; j < x.n; j++)
