@@ -277,6 +277,20 @@ const char *ckpt_metadata(const ckpt *ck, const char *key)
     return meta_find(ck, key, strlen(key));
 }
 
+bool ckpt_metadata_at(const ckpt *ck, size_t i, const char **key, const char **value)
+{
+    if (!ckpt_valid(ck) || i >= ck->n_meta)
+        return false;
+    size_t o = 0;
+    for (size_t j = 0; j < i; j++) {
+        o += strlen(ck->meta + o) + 1;
+        o += strlen(ck->meta + o) + 1;
+    }
+    *key = ck->meta + o;
+    *value = ck->meta + o + strlen(ck->meta + o) + 1;
+    return true;
+}
+
 /* ---- hyper-parameters ------------------------------------------------------ */
 
 mcrt_status ckpt_add_arg(ckpt *ck, const ckpt_arg *a, ckpt_err *err)
@@ -458,7 +472,7 @@ static mcrt_status pick_for_file(const char *path, const ckpt_format **out, ckpt
 static mcrt_status pick_for_folder(const char *path, const ckpt_format **out, char **entry,
                                    ckpt_err *err)
 {
-    char list[256] = "";
+    char list[512] = "";
     size_t ll = 0;
     for (size_t i = 0; i < N_FORMATS; i++) {
         const char *const *e = formats[i]->folder_entries;

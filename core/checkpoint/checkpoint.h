@@ -85,8 +85,13 @@ const ckpt_tensor *ckpt_find(const ckpt *ck, const char *name); /* NULL if absen
  * the closest name ("did you mean ..."). */
 mcrt_status ckpt_lookup(const ckpt *ck, const char *name, const ckpt_tensor **out, ckpt_err *err);
 
-/* `__metadata__` values (string map; merged over shards, first wins). */
+/* `__metadata__` values (string map; merged over shards, first wins). For
+ * Megatron checkpoints: format, iteration, checkpoint_version,
+ * tensor_model_parallel_size, pipeline_model_parallel_size,
+ * layers_per_stage (and release). */
 const char *ckpt_metadata(const ckpt *ck, const char *key);
+/* The metadata pairs in insertion order: false when i >= their count. */
+bool ckpt_metadata_at(const ckpt *ck, size_t i, const char **key, const char **value);
 
 /* A model hyper-parameter the checkpoint carries, named as Megatron's
  * argument (mcrt/checkpoint.h, `arg`). type is MCRT_CFG_BOOL / _INT / _FLOAT
@@ -99,6 +104,7 @@ typedef struct ckpt_arg {
     double f;
     char *s;
     const char *source;
+    int32_t origin; /* MCRT_CHECKPOINT_ARG_* */
 } ckpt_arg;
 
 /* Add one (name, s and source are copied; an existing name keeps its value). */

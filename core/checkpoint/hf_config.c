@@ -235,19 +235,19 @@ static mcrt_status parse(const char *file, const char *text, size_t len, hf_valu
 
 static mcrt_status add_int(ckpt *ck, const char *name, int64_t val, ckpt_err *err)
 {
-    ckpt_arg a = {(char *)name, MCRT_CFG_INT, val, (double)val, NULL, SRC};
+    ckpt_arg a = {(char *)name, MCRT_CFG_INT, val, (double)val, NULL, SRC, MCRT_CHECKPOINT_ARG_MODEL_CONFIG};
     return ckpt_add_arg(ck, &a, err);
 }
 
 static mcrt_status add_bool(ckpt *ck, const char *name, bool val, ckpt_err *err)
 {
-    ckpt_arg a = {(char *)name, MCRT_CFG_BOOL, val ? 1 : 0, val ? 1.0 : 0.0, NULL, SRC};
+    ckpt_arg a = {(char *)name, MCRT_CFG_BOOL, val ? 1 : 0, val ? 1.0 : 0.0, NULL, SRC, MCRT_CHECKPOINT_ARG_MODEL_CONFIG};
     return ckpt_add_arg(ck, &a, err);
 }
 
 static mcrt_status add_str(ckpt *ck, const char *name, const char *val, ckpt_err *err)
 {
-    ckpt_arg a = {(char *)name, MCRT_CFG_STRING, 0, 0.0, (char *)val, SRC};
+    ckpt_arg a = {(char *)name, MCRT_CFG_STRING, 0, 0.0, (char *)val, SRC, MCRT_CHECKPOINT_ARG_MODEL_CONFIG};
     return ckpt_add_arg(ck, &a, err);
 }
 
@@ -286,7 +286,7 @@ static mcrt_status map_gpt2(ckpt *ck, const char *file, const hf_values *v, ckpt
         s = add_int(ck, "ffn_hidden_size", 4 * v->n_embd, err);
     if (s == MCRT_OK) {
         ckpt_arg a = {(char *)"norm_epsilon", MCRT_CFG_FLOAT, 0,
-                      v->has_eps ? v->layer_norm_epsilon : 1e-5, NULL, SRC};
+                      v->has_eps ? v->layer_norm_epsilon : 1e-5, NULL, SRC, MCRT_CHECKPOINT_ARG_MODEL_CONFIG};
         s = ckpt_add_arg(ck, &a, err);
     }
     if (s == MCRT_OK) s = add_str(ck, "activation", act, err);

@@ -773,6 +773,7 @@ mcrt_status mg_add_args(ckpt *ck, const pk_value *ns, const char *source, ckpt_e
         memset(&a, 0, sizeof a);
         a.name = (char *)key;
         a.source = source;
+        a.origin = MCRT_CHECKPOINT_ARG_TRAINING_ARGS;
         bool b;
         int64_t iv;
         double f;
@@ -846,6 +847,7 @@ mcrt_status mg_add_args(ckpt *ck, const pk_value *ns, const char *source, ckpt_e
         a.type = MCRT_CFG_BOOL;
         a.i = !disable_bias;
         a.source = source;
+        a.origin = MCRT_CHECKPOINT_ARG_TRAINING_ARGS;
         return ckpt_add_arg(ck, &a, err);
     }
     return MCRT_OK;

@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint/checkpoint.h"
@@ -14,14 +15,18 @@
 
 void cmd_inspect_usage(FILE *out)
 {
-    fputs("usage: mcrt inspect PATH [--json]\n"
+    fputs("usage: mcrt inspect PATH [--json] [--ckpt-step N]\n"
           "\n"
-          "What a checkpoint holds: its format, metadata, the hyper-parameters it carries\n"
-          "(as Megatron argument names) and every tensor (name, dtype, shape, bytes).\n"
+          "What a checkpoint holds: its format, metadata (for Megatron checkpoints the\n"
+          "iteration, checkpoint_version and the saved TP x PP layout), the hyper-parameters\n"
+          "it carries (as Megatron argument names) and every tensor (name, dtype, shape,\n"
+          "bytes) as the model sees it: MCore names, TP/PP shards merged.\n"
           "PATH: a .safetensors file, a model.safetensors.index.json, or a folder with\n"
-          "either (an HF config.json beside the weights is read too).\n"
+          "either (an HF config.json beside the weights is read too); a Megatron --load\n"
+          "folder (torch or torch_dist format), an iteration folder, or one torch.save file.\n"
           "\n"
-          "  --json   one JSON object instead of the tables\n", out);
+          "  --json         one JSON object instead of the tables\n"
+          "  --ckpt-step N  a Megatron --load folder's iteration N, not the tracker's\n", out);
 }
 
 static void shape_text(char *buf, size_t n, const ckpt_tensor *t)
@@ -52,6 +57,7 @@ int cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false;
+    ckpt_open_options opt = {0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             cmd_inspect_usage(stdout);
@@ -59,6 +65,17 @@ int cmd_inspect(int argc, char **argv)
         }
         if (strcmp(argv[i], "--json") == 0)
             json = true;
+        else if (strcmp(argv[i], "--ckpt-step") == 0 || strncmp(argv[i], "--ckpt-step=", 12) == 0) {
+            const char *v = argv[i][11] == '=' ? argv[i] + 12 : (i + 1 < argc ? argv[++i] : NULL);
+            char *end = NULL;
+            long long x = v != NULL ? strtoll(v, &end, 10) : -1;
+            if (v == NULL || *v == '\0' || *end != '\0' || x < 0) {
+                fprintf(stderr, "mcrt inspect: --ckpt-step takes an iteration number >= 0\n");
+                return EXIT_USAGE;
+            }
+            opt.has_step = true;
+            opt.step = x;
+        }
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "mcrt inspect: unknown flag '%s' (see mcrt inspect --help)\n", argv[i]);
             return EXIT_USAGE;
@@ -76,7 +93,7 @@ int cmd_inspect(int argc, char **argv)
     }
     ckpt *ck = NULL;
     ckpt_err err;
-    mcrt_status st = ckpt_open(path, &ck, &err);
+    mcrt_status st = ckpt_open_ex(path, &opt, &ck, &err);
     if (st != MCRT_OK) {
         fprintf(stderr, "mcrt inspect: %s\n", err.msg);
         return exit_code_for_status(st);
@@ -92,8 +109,18 @@ int cmd_inspect(int argc, char **argv)
                 ", \"args\": {", ckpt_format_name(ck), n, total);
         for (size_t i = 0; i < na; i++) {
             const ckpt_arg *a = ckpt_arg_at(ck, i);
-            fprintf(stdout, "%s\"%s\": ", i ? ", " : "", a->name);
+            fputs(i ? ", " : "", stdout);
+            output_json_string(stdout, a->name, strlen(a->name));
+            fputs(": ", stdout);
             arg_text(stdout, a, true);
+        }
+        fputs("}, \"metadata\": {", stdout);
+        const char *mk, *mv;
+        for (size_t i = 0; ckpt_metadata_at(ck, i, &mk, &mv); i++) {
+            fputs(i ? ", " : "", stdout);
+            output_json_string(stdout, mk, strlen(mk));
+            fputs(": ", stdout);
+            output_json_string(stdout, mv, strlen(mv));
         }
         fputs("}, \"table\": [", stdout);
         for (size_t i = 0; i < n; i++) {
@@ -109,6 +136,12 @@ int cmd_inspect(int argc, char **argv)
     } else {
         printf("checkpoint  %s\nformat      %s\ntensors     %zu, %.1f MiB\n", path,
                ckpt_format_name(ck), n, (double)total / 1048576.0);
+        const char *mk, *mv;
+        for (size_t i = 0; ckpt_metadata_at(ck, i, &mk, &mv); i++) {
+            if (i == 0)
+                printf("\nmetadata\n");
+            printf("  %-38s %s\n", mk, mv);
+        }
         if (na > 0) {
             printf("\nhyper-parameters (Megatron argument names, from %s)\n",
                    ckpt_arg_at(ck, 0)->source);

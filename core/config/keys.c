@@ -89,6 +89,12 @@ static const mcrt_config_key controller_keys[] = {
 static const mcrt_config_key model_keys[] = {
     KEY(MCRT_CFG_STRING, "name", "auto", "model plugin (gpt); auto = best available"),
     KEY(MCRT_CFG_PATH, "load", NULL, "checkpoint folder or file (Megatron's --load)"),
+    KEY(MCRT_CFG_BOOL, "use_checkpoint_args", "false",
+        "take the model's hyper-parameters from a Megatron checkpoint's saved args, with "
+        "Megatron's rules (docs/checkpoints.md)"),
+    MCRT_CONFIG_KEY_MIN(MCRT_CFG_INT, "ckpt_step", NULL, 0,
+        "iteration of a Megatron --load folder to open instead of the "
+        "tracker's (Megatron's --ckpt-step)"),
     MCRT_CONFIG_KEY_END,
 };
 

@@ -10,6 +10,7 @@
  */
 #include "runtime/host_checkpoint.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "checkpoint/checkpoint.h"
@@ -55,18 +56,35 @@ static mcrt_status fill_info(const mcrt_host *h, const ckpt_tensor *t, mcrt_tens
     return MCRT_OK;
 }
 
-static mcrt_status svc_open(const mcrt_host *h, const char *path, mcrt_checkpoint **out)
+static mcrt_status svc_open_ex(const mcrt_host *h, const char *path,
+                               const mcrt_checkpoint_open_options *opt, mcrt_checkpoint **out)
 {
     if (out == NULL)
         return fail(h, MCRT_E_INVAL, "open: no result pointer");
+    ckpt_open_options o = {0};
+    if (opt != NULL) {
+        if (opt->struct_size < sizeof opt->struct_size + sizeof opt->has_step)
+            return fail(h, MCRT_E_INVAL, "open_ex: mcrt_checkpoint_open_options.struct_size is "
+                        "too small; set it to sizeof(mcrt_checkpoint_open_options)");
+        if (opt->has_step && opt->struct_size >= offsetof(mcrt_checkpoint_open_options, step) +
+                                                      sizeof opt->step) {
+            o.has_step = true;
+            o.step = opt->step;
+        }
+    }
     ckpt_err e;
-    mcrt_status s = ckpt_open(path, out, &e);
+    mcrt_status s = ckpt_open_ex(path, &o, out, &e);
     if (s != MCRT_OK)
         report(h, MCRT_LOG_ERROR, &e);
     else if (h != NULL && h->log != NULL)
         h->log(h, MCRT_LOG_DEBUG, "checkpoint %s: %s, %zu tensors", path, ckpt_format_name(*out),
                ckpt_count(*out));
     return s;
+}
+
+static mcrt_status svc_open(const mcrt_host *h, const char *path, mcrt_checkpoint **out)
+{
+    return svc_open_ex(h, path, NULL, out);
 }
 
 static void svc_close(const mcrt_host *h, mcrt_checkpoint *ck)
@@ -179,6 +197,7 @@ static mcrt_status svc_arg(const mcrt_host *h, const mcrt_checkpoint *ck, const 
     full.f = a->f;
     full.s = a->s;
     full.source = a->source;
+    full.origin = a->origin;
     memcpy(out, &full, keep < sizeof full ? keep : sizeof full);
     out->struct_size = keep;
     return MCRT_OK;
@@ -194,6 +213,7 @@ static const mcrt_checkpoint_services services = {
     .read = svc_read,
     .view = svc_view,
     .arg = svc_arg,
+    .open_ex = svc_open_ex,
 };
 
 const mcrt_checkpoint_services *checkpoint_services(void)

@@ -55,7 +55,27 @@ typedef struct mcrt_checkpoint_arg {
     double f;             /* FLOAT values (INT values too, converted) */
     const char *s;        /* STRING values; owned by the checkpoint, valid until close */
     const char *source;   /* where it came from ("config.json"), for messages */
+    /* --- ABI 1.0 additions (check with MCRT_HAS) --- */
+    int32_t origin;       /* MCRT_CHECKPOINT_ARG_* below */
 } mcrt_checkpoint_arg;
+
+/* What kind of statement an argument is (mcrt_checkpoint_arg.origin):
+ *   MODEL_CONFIG   a model description shipped with the weights (an HF
+ *                  config.json): it describes these weights, so a model
+ *                  fills every key the YAML leaves unset from it.
+ *   TRAINING_ARGS  the argparse Namespace a Megatron training run saved: a
+ *                  model reads it only when asked (--use-checkpoint-args),
+ *                  with Megatron's rules (reference §3.5: some keys forced,
+ *                  some filling only what is unset, the rest never read). */
+#define MCRT_CHECKPOINT_ARG_MODEL_CONFIG 0
+#define MCRT_CHECKPOINT_ARG_TRAINING_ARGS 1
+
+/* Options for open_ex (zero-initialise, set struct_size). */
+typedef struct mcrt_checkpoint_open_options {
+    uint32_t struct_size;
+    int32_t has_step; /* nonzero: open iteration `step` of a Megatron --load folder */
+    int64_t step;     /* Megatron's --ckpt-step (instead of the tracker's iteration) */
+} mcrt_checkpoint_open_options;
 
 typedef struct mcrt_checkpoint_services {
     uint32_t struct_size;
@@ -110,6 +130,17 @@ typedef struct mcrt_checkpoint_services {
      * does not say. `out` is caller-owned (set out->struct_size). */
     mcrt_status (*arg)(const mcrt_host *host, const mcrt_checkpoint *ck, const char *name,
                        mcrt_checkpoint_arg *out);
+
+    /* --- ABI 1.0 additions, after `arg` (check with MCRT_HAS) --- */
+
+    /* open with options (opt NULL: as open). Besides open's formats: a
+     * Megatron-LM --load folder (latest_checkpointed_iteration.txt), an
+     * iteration folder, or a torch.save file, in the legacy `torch` or the
+     * `torch_dist` format; the shards are merged into the TP=1 view with
+     * MCore names, and the args Namespace is offered through `arg` with
+     * origin TRAINING_ARGS. */
+    mcrt_status (*open_ex)(const mcrt_host *host, const char *path,
+                           const mcrt_checkpoint_open_options *opt, mcrt_checkpoint **out);
 } mcrt_checkpoint_services;
 
 #ifdef __cplusplus

@@ -115,44 +115,97 @@ static mcrt_status cfg_fail(const gpt_model *m, const char *fmt, ...)
     return MCRT_E_CONFIG;
 }
 
-/* The checkpoint's value of `key`, typed like `type`. */
-static mcrt_status ck_arg(const gpt_model *m, const char *key, int type, gpt_val *v)
+/* How Megatron's --use-checkpoint-args treats a saved argument (reference
+ * §3.5, load_args_from_checkpoint): FORCED replaces what the command line
+ * (here: the model section) says; FILL is used only where it says nothing;
+ * every other key is never read from the args. */
+typedef enum arg_rule { RULE_NOT_READ, RULE_FORCED, RULE_FILL } arg_rule;
+
+static arg_rule megatron_rule(const char *key)
+{
+    static const char *const forced[] = {
+        "num_query_groups", "group_query_attention", "position_embedding_type",
+        "use_rotary_position_embeddings", "rotary_base", "rotary_percent", "rotary_interleaved",
+        "add_bias_linear", "add_qkv_bias", "squared_relu", "swiglu",
+        "untie_embeddings_and_output_weights", "apply_layernorm_1p", "normalization",
+    };
+    static const char *const fill[] = {
+        "num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "kv_channels",
+        "max_position_embeddings", "padded_vocab_size",
+    };
+    for (size_t i = 0; i < sizeof forced / sizeof forced[0]; i++)
+        if (strcmp(key, forced[i]) == 0)
+            return RULE_FORCED;
+    for (size_t i = 0; i < sizeof fill / sizeof fill[0]; i++)
+        if (strcmp(key, fill[i]) == 0)
+            return RULE_FILL;
+    return RULE_NOT_READ;
+}
+
+/* The checkpoint's raw statement about `key` (MCRT_E_NOTFOUND if none). */
+static mcrt_status ck_raw(const gpt_model *m, const char *key, mcrt_checkpoint_arg *a)
 {
     if (m->ck == NULL || m->ck_svc == NULL || !MCRT_HAS(m->ck_svc, arg) || m->ck_svc->arg == NULL)
         return MCRT_E_NOTFOUND;
-    mcrt_checkpoint_arg a;
-    memset(&a, 0, sizeof a);
-    a.struct_size = (uint32_t)sizeof a;
-    mcrt_status st = m->ck_svc->arg(m->host, m->ck, key, &a);
-    if (st != MCRT_OK)
-        return st;
-    v->from = a.source != NULL ? a.source : "the checkpoint";
+    memset(a, 0, sizeof *a);
+    a->struct_size = (uint32_t)sizeof *a;
+    return m->ck_svc->arg(m->host, m->ck, key, a);
+}
+
+/* a, typed like `type`, into v. */
+static mcrt_status ck_convert(const gpt_model *m, const char *key, int type,
+                              const mcrt_checkpoint_arg *a, gpt_val *v)
+{
+    const char *from = a->source != NULL ? a->source : "the checkpoint";
     bool ok = false;
     switch (type) {
     case MCRT_CFG_INT:
-        ok = a.type == MCRT_CFG_INT || (a.type == MCRT_CFG_FLOAT && a.f == floor(a.f) &&
-                                        fabs(a.f) < 9e15);
-        v->i = a.type == MCRT_CFG_INT ? a.i : (int64_t)a.f;
+        ok = a->type == MCRT_CFG_INT || (a->type == MCRT_CFG_FLOAT && a->f == floor(a->f) &&
+                                         fabs(a->f) < 9e15);
+        v->i = a->type == MCRT_CFG_INT ? a->i : (int64_t)a->f;
         break;
     case MCRT_CFG_FLOAT:
-        ok = a.type == MCRT_CFG_INT || a.type == MCRT_CFG_FLOAT;
-        v->f = a.type == MCRT_CFG_INT ? (double)a.i : a.f;
+        ok = a->type == MCRT_CFG_INT || a->type == MCRT_CFG_FLOAT;
+        v->f = a->type == MCRT_CFG_INT ? (double)a->i : a->f;
         break;
     case MCRT_CFG_BOOL:
-        ok = a.type == MCRT_CFG_BOOL;
-        v->b = a.i != 0;
+        ok = a->type == MCRT_CFG_BOOL;
+        v->b = a->i != 0;
         break;
     default:
-        ok = a.type == MCRT_CFG_STRING && a.s != NULL;
-        v->s = a.s;
+        ok = a->type == MCRT_CFG_STRING && a->s != NULL;
+        v->s = a->s;
         break;
     }
     if (!ok)
-        return cfg_fail(m, "%s in %s has the wrong type for model.%s", key, v->from, key);
+        return cfg_fail(m, "%s in %s has the wrong type for model.%s", key, from, key);
+    v->from = from;
     v->set = true;
     return MCRT_OK;
 }
 
+static bool same_value(int type, const gpt_val *a, const gpt_val *b)
+{
+    switch (type) {
+    case MCRT_CFG_INT: return a->i == b->i;
+    case MCRT_CFG_FLOAT: return a->f == b->f;
+    case MCRT_CFG_BOOL: return a->b == b->b;
+    default: return a->s != NULL && b->s != NULL && strcmp(a->s, b->s) == 0;
+    }
+}
+
+static void val_text(char *buf, size_t n, int type, const gpt_val *v)
+{
+    switch (type) {
+    case MCRT_CFG_INT: snprintf(buf, n, "%lld", (long long)v->i); break;
+    case MCRT_CFG_FLOAT: snprintf(buf, n, "%g", v->f); break;
+    case MCRT_CFG_BOOL: snprintf(buf, n, "%s", v->b ? "true" : "false"); break;
+    default: snprintf(buf, n, "%s", v->s != NULL ? v->s : ""); break;
+    }
+}
+
+/* The value of a key: the model section and the checkpoint, combined by
+ * what the checkpoint's statement is (see the top of the file). */
 static mcrt_status get(const gpt_model *m, const mcrt_config *cfg, const char *key, int type,
                        gpt_val *v)
 {
@@ -168,12 +221,56 @@ static mcrt_status get(const gpt_model *m, const mcrt_config *cfg, const char *k
     if (st == MCRT_OK) {
         v->set = true;
         v->from = "the model section";
+    } else if (st != MCRT_E_NOTFOUND) {
+        return st;
+    }
+    mcrt_checkpoint_arg a;
+    st = ck_raw(m, key, &a);
+    if (st == MCRT_E_NOTFOUND)
+        return MCRT_OK;
+    if (st != MCRT_OK)
+        return st;
+    if (a.origin != MCRT_CHECKPOINT_ARG_TRAINING_ARGS) /* a model config: fills the unset */
+        return v->set ? MCRT_OK : ck_convert(m, key, type, &a, v);
+    if (!m->use_ckpt_args)
+        return MCRT_OK; /* Megatron reads saved args only when asked */
+    arg_rule rule = megatron_rule(key);
+    gpt_val c;
+    memset(&c, 0, sizeof c);
+    char cv[128], yv[128];
+    if (rule == RULE_NOT_READ) {
+        if (!v->set && ck_convert(m, key, type, &a, &c) == MCRT_OK) {
+            val_text(cv, sizeof cv, type, &c);
+            gpt_log(m, MCRT_LOG_WARN, "the checkpoint's args say %s = %s, which Megatron's "
+                    "--use-checkpoint-args does not read; set model.%s to use it", key, cv, key);
+        }
         return MCRT_OK;
     }
-    if (st != MCRT_E_NOTFOUND)
+    if (rule == RULE_FILL && v->set)
+        return MCRT_OK;
+    if ((st = ck_convert(m, key, type, &a, &c)) != MCRT_OK)
         return st;
-    st = ck_arg(m, key, type, v);
-    return st == MCRT_E_NOTFOUND ? MCRT_OK : st;
+    if (v->set && !same_value(type, v, &c)) {
+        val_text(cv, sizeof cv, type, &c);
+        val_text(yv, sizeof yv, type, v);
+        gpt_log(m, MCRT_LOG_WARN, "model.%s = %s from the model section is replaced by the "
+                "checkpoint's args (%s): --use-checkpoint-args forces it, as Megatron does", key,
+                yv, cv);
+    }
+    *v = c;
+    return MCRT_OK;
+}
+
+/* For a "required" message: what the checkpoint's args would say. */
+static void args_hint(const gpt_model *m, const char *key, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    mcrt_checkpoint_arg a;
+    if (m->use_ckpt_args || ck_raw(m, key, &a) != MCRT_OK ||
+        a.origin != MCRT_CHECKPOINT_ARG_TRAINING_ARGS || a.type != MCRT_CFG_INT)
+        return;
+    snprintf(buf, n, "; or pass --use-checkpoint-args (model.use_checkpoint_args: true): the "
+             "checkpoint's args say %lld", (long long)a.i);
 }
 
 #define GET(key, type, v)                                   \
@@ -224,11 +321,14 @@ mcrt_status gpt_config_read(gpt_model *m, const mcrt_config *cfg)
     int64_t req[4];
     for (int i = 0; i < 4; i++) {
         GET(required[i], MCRT_CFG_INT, &v);
-        if (!v.set)
-            return cfg_fail(m, "model.%s is required (set it in the model section%s)",
+        if (!v.set) {
+            char hint[200];
+            args_hint(m, required[i], hint, sizeof hint);
+            return cfg_fail(m, "model.%s is required (set it in the model section%s%s)",
                             required[i],
                             i == 3 ? "; Megatron takes it from the tokenizer" :
-                            ", or put an HF config.json beside the weights");
+                            ", or put an HF config.json beside the weights", hint);
+        }
         if (v.i < 1 || v.i > (i == 1 ? GPT_MAX_LAYERS : (1 << 26)))
             return cfg_fail(m, "model.%s = %lld (from %s) is out of range", required[i],
                             (long long)v.i, v.from);

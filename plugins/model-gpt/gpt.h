@@ -93,6 +93,7 @@ typedef struct gpt_model {
     const mcrt_host *host;
     const mcrt_checkpoint_services *ck_svc;
     mcrt_checkpoint *ck;         /* open while views are in use */
+    bool use_ckpt_args;          /* model.use_checkpoint_args (Megatron's rules, config.c) */
     gpt_config cfg;
     mcrt_rank_info rank;
     int first_layer, n_layers;   /* this stage's layers [first, first + n) */

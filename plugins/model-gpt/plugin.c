@@ -156,7 +156,28 @@ static mcrt_status gpt_create(const mcrt_host *host, const mcrt_config *cfg,
         st = MCRT_E_CONFIG;
         goto fail;
     }
-    if ((st = m->ck_svc->open(host, load, &m->ck)) != MCRT_OK)
+    bool use_args = false;
+    int64_t step = -1;
+    if (host->config_bool(host, cfg, "use_checkpoint_args", &use_args) != MCRT_OK)
+        use_args = false;
+    m->use_ckpt_args = use_args;
+    if (host->config_int(host, cfg, "ckpt_step", &step) != MCRT_OK)
+        step = -1;
+    if (MCRT_HAS(m->ck_svc, open_ex) && m->ck_svc->open_ex != NULL) {
+        mcrt_checkpoint_open_options o;
+        memset(&o, 0, sizeof o);
+        o.struct_size = (uint32_t)sizeof o;
+        o.has_step = step >= 0;
+        o.step = step;
+        st = m->ck_svc->open_ex(host, load, &o, &m->ck);
+    } else if (step >= 0) {
+        gpt_log(m, MCRT_LOG_ERROR, "model.ckpt_step: this host cannot open a chosen iteration "
+                "(its checkpoint services lack open_ex); upgrade mcrt");
+        st = MCRT_E_UNSUPPORTED;
+    } else {
+        st = m->ck_svc->open(host, load, &m->ck);
+    }
+    if (st != MCRT_OK)
         goto fail;
     if ((st = gpt_config_read(m, cfg)) != MCRT_OK)
         goto fail;

@@ -429,7 +429,11 @@ ABI_FIELD(mcrt_checkpoint_services, view, 56,
 ABI_FIELD(mcrt_checkpoint_services, arg, 64,
           mcrt_status (*)(const mcrt_host *, const mcrt_checkpoint *, const char *,
                   mcrt_checkpoint_arg *));
-ABI_SIZE(mcrt_checkpoint_services, 72);
+/* appended before the 1.0 release (docs/decisions.md) */
+ABI_FIELD(mcrt_checkpoint_services, open_ex, 72,
+          mcrt_status (*)(const mcrt_host *, const char *, const mcrt_checkpoint_open_options *,
+                          mcrt_checkpoint **));
+ABI_SIZE(mcrt_checkpoint_services, 80);
 
 /* mcrt_checkpoint_arg (mcrt/checkpoint.h) */
 ABI_FIELD(mcrt_checkpoint_arg, struct_size, 0, uint32_t);
@@ -438,7 +442,17 @@ ABI_FIELD(mcrt_checkpoint_arg, i, 8, int64_t);
 ABI_FIELD(mcrt_checkpoint_arg, f, 16, double);
 ABI_FIELD(mcrt_checkpoint_arg, s, 24, const char *);
 ABI_FIELD(mcrt_checkpoint_arg, source, 32, const char *);
-ABI_SIZE(mcrt_checkpoint_arg, 40);
+/* appended before the 1.0 release (docs/decisions.md) */
+ABI_FIELD(mcrt_checkpoint_arg, origin, 40, int32_t);
+ABI_SIZE(mcrt_checkpoint_arg, 48);
+ABI_ENUM(MCRT_CHECKPOINT_ARG_MODEL_CONFIG, 0);
+ABI_ENUM(MCRT_CHECKPOINT_ARG_TRAINING_ARGS, 1);
+
+/* mcrt_checkpoint_open_options (mcrt/checkpoint.h) */
+ABI_FIELD(mcrt_checkpoint_open_options, struct_size, 0, uint32_t);
+ABI_FIELD(mcrt_checkpoint_open_options, has_step, 4, int32_t);
+ABI_FIELD(mcrt_checkpoint_open_options, step, 8, int64_t);
+ABI_SIZE(mcrt_checkpoint_open_options, 16);
 #endif /* LP64 */
 
 ABI_ENUM(MCRT_CHECKPOINT_MAX_DIMS, 8);

@@ -222,7 +222,7 @@ static const bad_case bad_cases[] = {
      MCRT_E_DATA, {"tensor 'w'", "leading zero"}},
     {"truncated JSON", "{\"w\":{\"dtype\":\"F32\",\"sha", 0, MCRT_E_DATA,
      {"tensor 'w'", "unterminated string"}},
-    {"zip", "PK\003\004 not really", 0, MCRT_E_UNSUPPORTED, {"zip archive", "torch"}},
+    {"zip", "PK\003\004 not really", 0, MCRT_E_DATA, {"ZIP end-of-central-directory", "bad_"}},
 };
 
 START_TEST(malformed_table)
@@ -290,7 +290,9 @@ START_TEST(malformed_raw)
     expect_fail(path, "fifo", MCRT_E_IO, e11, 1, "a fifo");
     unlink(path);
 
-    const char *e9[] = {"a folder without model.safetensors or model.safetensors.index.json"};
+    const char *e9[] = {"a folder without latest_checkpointed_iteration.txt or metadata.json or "
+                        "mp_rank_00/model_optim_rng.pt or mp_rank_00_000/model_optim_rng.pt or "
+                        "model.safetensors or model.safetensors.index.json"};
     path_in(path, sizeof path, "empty_folder");
     make_dir(path);
     expect_fail(path, "empty_folder", MCRT_E_NOTFOUND, e9, 1, "empty folder");

@@ -982,6 +982,7 @@ START_TEST(plugin_section)
     ck_assert_int_eq(cfg_validate_section(t, "model", sets, 2, &d), -1);
     ck_assert_int_eq(d.exit_code, 78);
     ck_assert_ptr_nonnull(strstr(d.msg, ":6:3: model.extra: unknown key; valid keys: name, load, "
+                                        "use_checkpoint_args, ckpt_step, "
                                         "kv_block_size, device, weights, mode, layers"));
     cfg_tree_destroy(t);
 
