@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commands/convert.h"  /* cmd_convert */
 #include "commands/inspect.h"  /* cmd_inspect */
 #include "commands/prompts.h"  /* run_requests */
 #include "commands/tokenize.h" /* cmd_tokenize */
@@ -58,6 +59,7 @@ static void usage_main(FILE *out)
           "  tokenize [CONFIG] TEXT...  print the token ids (and --pieces) of each text\n"
           "  detokenize [CONFIG] ID...  print the text of token ids\n"
           "  inspect PATH [--json]      what a checkpoint holds: format, hyper-parameters, tensors\n"
+          "  convert PATH OUT           any checkpoint (Megatron torch, torch_dist) to safetensors\n"
           "  help [COMMAND]             this text, or a command's help\n"
           "\n"
           "options:\n"
@@ -547,6 +549,7 @@ int main(int argc, char **argv)
         else if (strcmp(what, "tokenize") == 0) cmd_tokenize_usage(stdout, false);
         else if (strcmp(what, "detokenize") == 0) cmd_tokenize_usage(stdout, true);
         else if (strcmp(what, "inspect") == 0) cmd_inspect_usage(stdout);
+        else if (strcmp(what, "convert") == 0) cmd_convert_usage(stdout);
         else {
             fprintf(stderr, "mcrt help: unknown command '%s'\n", what);
             return EXIT_USAGE;
@@ -565,8 +568,10 @@ int main(int argc, char **argv)
         return cmd_tokenize(argc - 1, argv + 1, exe, true);
     if (strcmp(cmd, "inspect") == 0)
         return cmd_inspect(argc - 1, argv + 1);
+    if (strcmp(cmd, "convert") == 0)
+        return cmd_convert(argc - 1, argv + 1);
     static const char *const cmds[] = {"run", "config", "plugins", "tokenize", "detokenize",
-                                       "inspect", "help"};
+                                       "inspect", "convert", "help"};
     const char *best = NULL;
     size_t bd = 3;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {

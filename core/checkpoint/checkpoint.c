@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mcrt/config.h"    /* MCRT_CFG_* */
 #include "util/strutil.h" /* edit_distance */
 
 #define CKPT_MAGIC 0x74706b63u /* "ckpt" */
@@ -496,6 +497,62 @@ static mcrt_status pick_for_folder(const char *path, const ckpt_format **out, ch
     return ckpt_fail(err, MCRT_E_NOTFOUND, "%s: a folder without %s", Q(q, path), list);
 }
 
+/* The hyper-parameters `mcrt convert` keeps in a safetensors file's
+ * metadata ("mcrt.arg.<name>" = "int:64" | "float:1e-05" | "bool:true" |
+ * "str:RMSNorm"; "mcrt.arg_origin", "mcrt.arg_source"), back as arguments.
+ * A malformed value is MCRT_E_DATA naming the key. */
+static mcrt_status read_converted_args(ckpt *ck, ckpt_err *err)
+{
+    const char *origin = meta_find(ck, "mcrt.arg_origin", 15);
+    const char *source = meta_find(ck, "mcrt.arg_source", 15);
+    char src[CKPT_QUOTE_SIZE + 64], q[CKPT_QUOTE_SIZE];
+    snprintf(src, sizeof src, "%s (converted from %s)", ck->path,
+             source != NULL ? source : "another checkpoint");
+    size_t o = 0;
+    for (size_t i = 0; i < ck->n_meta; i++) {
+        const char *k = ck->meta + o;
+        const char *v = k + strlen(k) + 1;
+        o += strlen(k) + 1 + strlen(v) + 1;
+        if (strncmp(k, "mcrt.arg.", 9) != 0 || k[9] == '\0')
+            continue;
+        ckpt_arg a;
+        memset(&a, 0, sizeof a);
+        a.name = (char *)k + 9;
+        a.source = src;
+        a.origin = origin != NULL && strcmp(origin, "training_args") == 0
+                       ? MCRT_CHECKPOINT_ARG_TRAINING_ARGS
+                       : MCRT_CHECKPOINT_ARG_MODEL_CONFIG;
+        char *end = NULL;
+        bool ok = true;
+        errno = 0;
+        if (strncmp(v, "int:", 4) == 0) {
+            a.type = MCRT_CFG_INT;
+            a.i = strtoll(v + 4, &end, 10);
+            a.f = (double)a.i;
+            ok = v[4] != '\0' && *end == '\0' && errno == 0;
+        } else if (strncmp(v, "float:", 6) == 0) {
+            a.type = MCRT_CFG_FLOAT;
+            a.f = strtod(v + 6, &end);
+            ok = v[6] != '\0' && *end == '\0';
+        } else if (strcmp(v, "bool:true") == 0 || strcmp(v, "bool:false") == 0) {
+            a.type = MCRT_CFG_BOOL;
+            a.i = v[5] == 't';
+        } else if (strncmp(v, "str:", 4) == 0) {
+            a.type = MCRT_CFG_STRING;
+            a.s = (char *)v + 4;
+        } else {
+            ok = false;
+        }
+        if (!ok)
+            return ckpt_fail(err, MCRT_E_DATA, "%s: __metadata__ '%s' = '%s': expected int:N, "
+                             "float:X, bool:true|false or str:TEXT", Q(q, ck->path), k, v);
+        mcrt_status s = ckpt_add_arg(ck, &a, err);
+        if (s != MCRT_OK)
+            return s;
+    }
+    return MCRT_OK;
+}
+
 bool ckpt_requested_step(const ckpt *ck, int64_t *step)
 {
     if (ck->has_step && step != NULL)
@@ -552,6 +609,8 @@ mcrt_status ckpt_open_ex(const char *path, const ckpt_open_options *opt, ckpt **
         s = ckpt_fail(err, MCRT_E_INTERNAL, "checkpoint format %s set no backend", fmt->name);
     if (s == MCRT_OK)
         s = finish(ck, err);
+    if (s == MCRT_OK)
+        s = read_converted_args(ck, err);
     if (s == MCRT_OK)
         s = ckpt_read_hf_config(ck, path, S_ISDIR(st.st_mode), err);
     if (s != MCRT_OK) {

@@ -137,8 +137,10 @@ int cmd_inspect(int argc, char **argv)
         printf("checkpoint  %s\nformat      %s\ntensors     %zu, %.1f MiB\n", path,
                ckpt_format_name(ck), n, (double)total / 1048576.0);
         const char *mk, *mv;
-        for (size_t i = 0; ckpt_metadata_at(ck, i, &mk, &mv); i++) {
-            if (i == 0)
+        for (size_t i = 0, shown = 0; ckpt_metadata_at(ck, i, &mk, &mv); i++) {
+            if (strncmp(mk, "mcrt.arg.", 9) == 0)
+                continue; /* listed below as hyper-parameters */
+            if (shown++ == 0)
                 printf("\nmetadata\n");
             printf("  %-38s %s\n", mk, mv);
         }

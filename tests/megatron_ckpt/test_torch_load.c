@@ -26,6 +26,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/megatron.h"
+#include "commands/convert.h"
 
 static char g_ckpts[PATH_MAX], g_fixtures[PATH_MAX];
 
@@ -168,6 +169,45 @@ static void check_meta(const good_case *gc, ckpt *ck)
     ck_assert(a != NULL && a->i > 0);
 }
 
+/* `mcrt convert` of the checkpoint: the same tensors bit for bit, the same
+ * arguments (typed, origin kept), and it refuses to overwrite. */
+static void check_convert(const good_case *gc, ckpt *ck, const char *path)
+{
+    char dir[] = "/tmp/mcrt-test-convert-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char *argv[] = {(char *)"convert", (char *)path, dir, NULL};
+    fflush(stdout);
+    ck_assert_int_eq(cmd_convert(3, argv), 0);
+    ck_assert_int_eq(cmd_convert(3, argv), 73); /* exists */
+    char out[256];
+    snprintf(out, sizeof out, "%s/model.safetensors", dir);
+    ckpt *cv = NULL;
+    ckpt_err e;
+    ck_assert_msg(ckpt_open(out, &cv, &e) == MCRT_OK, "%s", e.msg);
+    ck_assert_int_eq(ckpt_count(cv), ckpt_count(ck));
+    for (size_t i = 0; i < ckpt_count(ck); i++) {
+        const ckpt_tensor *a = ckpt_at(ck, i), *b = ckpt_find(cv, a->name);
+        ck_assert_msg(b != NULL, "%s: converted file lacks %s", gc->name, a->name);
+        ck_assert(a->dtype == b->dtype && a->nbytes == b->nbytes);
+        void *x = read_all(ck, a), *y = read_all(cv, b);
+        ck_assert_msg(memcmp(x, y, (size_t)a->nbytes) == 0, "%s: %s differs after convert",
+                      gc->name, a->name);
+        free(x);
+        free(y);
+    }
+    ck_assert_int_eq(ckpt_arg_count(cv), ckpt_arg_count(ck));
+    for (size_t i = 0; i < ckpt_arg_count(ck); i++) {
+        const ckpt_arg *a = ckpt_arg_at(ck, i), *b = ckpt_find_arg(cv, a->name);
+        ck_assert_msg(b != NULL && b->type == a->type && b->i == a->i && b->f == a->f &&
+                          b->origin == MCRT_CHECKPOINT_ARG_TRAINING_ARGS &&
+                          (a->s == NULL || strcmp(a->s, b->s) == 0),
+                      "%s: argument %s changed in the conversion", gc->name, a->name);
+    }
+    ckpt_close(cv);
+    unlink(out);
+    rmdir(dir);
+}
+
 START_TEST(test_good)
 {
     const good_case *gc = &GOOD[_i];
@@ -193,6 +233,8 @@ START_TEST(test_good)
         ck_assert_msg(s == MCRT_OK, "%s (%d): %s", gc->name, how, e.msg);
         check_meta(gc, ck);
         compare_with_fixture(gc, ck);
+        if (how == 0)
+            check_convert(gc, ck, path);
         ckpt_close(ck);
     }
 }
