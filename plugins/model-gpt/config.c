@@ -240,9 +240,19 @@ static mcrt_status get(const gpt_model *m, const mcrt_config *cfg, const char *k
     char cv[128], yv[128];
     if (rule == RULE_NOT_READ) {
         if (!v->set && ck_convert(m, key, type, &a, &c) == MCRT_OK) {
+            /* A warning when the value differs from the Megatron default that
+             * will be used instead; otherwise a note. */
+            bool differs = false;
+            if (strcmp(key, "norm_epsilon") == 0 || strcmp(key, "layernorm_epsilon") == 0)
+                differs = c.f != 1e-5;
+            else if (strcmp(key, "qk_layernorm") == 0 || strcmp(key, "apply_layernorm_1p") == 0)
+                differs = c.b;
+            else if (strcmp(key, "make_vocab_size_divisible_by") == 0)
+                differs = c.i != 128;
             val_text(cv, sizeof cv, type, &c);
-            gpt_log(m, MCRT_LOG_WARN, "the checkpoint's args say %s = %s, which Megatron's "
-                    "--use-checkpoint-args does not read; set model.%s to use it", key, cv, key);
+            gpt_log(m, differs ? MCRT_LOG_WARN : MCRT_LOG_INFO, "the checkpoint's args say %s = "
+                    "%s, which Megatron's --use-checkpoint-args does not read; set model.%s to "
+                    "use it", key, cv, key);
         }
         return MCRT_OK;
     }
