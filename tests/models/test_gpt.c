@@ -535,6 +535,44 @@ START_TEST(test_reference)
 }
 END_TEST
 
+/* Megatron checkpoints the model must refuse, with the log naming the file. */
+static const struct {
+    const char *ckpt, *config, *extra, *expect;
+} BAD_MEGATRON[] = {
+    {"bad_wrong_shape", "gpt2", NULL,
+     "tensor 'decoder.layers.1.self_attention.linear_qkv.weight' has shape [176, 64]; the "
+     "config needs [192, 64]"},
+    {"bad_wrong_shape", "gpt2", USE_ARGS, "has shape [176, 64]"},
+    {"bad_pickle_os_system", "gpt2", NULL, "global 'os.system' is not allowed"},
+    {"gpt2_te_tp2_pp1", "gpt2", "  ckpt_step: 7\n", "iter_0000007 does not exist"},
+    /* the args say 3 layers and 64 wide; a forced key contradicting them
+     * would be replaced, so contradict a fill key and keep it */
+    {"gpt2_te_tp2_pp1", "gpt2", USE_ARGS "  hidden_size: 32\n", "has shape"},
+};
+#define N_BAD_MEGATRON ((int)(sizeof BAD_MEGATRON / sizeof BAD_MEGATRON[0]))
+
+START_TEST(test_bad_megatron)
+{
+    char fdir[1024], load[1400];
+    snprintf(fdir, sizeof fdir, "%s/%s/fp32", g_root, BAD_MEGATRON[_i].config);
+    snprintf(load, sizeof load, "%s/%s", g_megatron, BAD_MEGATRON[_i].ckpt);
+    const char *drop = strstr(BAD_MEGATRON[_i].extra ? BAD_MEGATRON[_i].extra : "",
+                              "hidden_size") ? "hidden_size" : NULL;
+    unlink("/tmp/mcrt-megatron-ckpt-pickle-was-executed");
+    loaded L;
+    standalone_model *sm = load_model_from(&L, fdir, load, drop, BAD_MEGATRON[_i].extra, NULL);
+    ck_assert_msg(sm == NULL, "%s: the model was created", BAD_MEGATRON[_i].ckpt);
+    ck_assert_msg(strstr(g_log_buf, BAD_MEGATRON[_i].expect) != NULL,
+                  "%s: the log does not say \"%s\":\n%s", BAD_MEGATRON[_i].ckpt,
+                  BAD_MEGATRON[_i].expect, g_log_buf);
+    ck_assert_msg(strstr(g_log_buf, BAD_MEGATRON[_i].ckpt) != NULL,
+                  "%s: the log does not name the checkpoint:\n%s", BAD_MEGATRON[_i].ckpt,
+                  g_log_buf);
+    ck_assert(access("/tmp/mcrt-megatron-ckpt-pickle-was-executed", F_OK) != 0);
+    unload(&L);
+}
+END_TEST
+
 START_TEST(test_megatron)
 {
     const megatron_case *mc = &MEGATRON[_i];
@@ -848,6 +886,7 @@ int main(int argc, char **argv)
             TCase *tm = tcase_create("megatron");
             tcase_set_timeout(tm, 600);
             tcase_add_loop_test(tm, test_megatron, 0, N_MEGATRON);
+            tcase_add_loop_test(tm, test_bad_megatron, 0, N_BAD_MEGATRON);
             suite_add_tcase(s, tm);
         }
     }
