@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,8 @@ struct mg_state {
     size_t n_zips, zips_cap;
     mg_entry_slot *entries;
     size_t n_entries, entries_cap;
+    uint32_t *entry_hash; /* open addressing over entries by entry pointer: index + 1 */
+    size_t entry_hash_cap;
     mg_tensor *tensors;
     size_t n_tensors, tensors_cap;
     size_t *hash; /* open addressing over tensors: index + 1, 0 empty */
@@ -100,6 +103,7 @@ void mg_free(mg_state *st)
     }
     free(st->files);
     free(st->entries);
+    free(st->entry_hash);
     for (size_t i = 0; i < st->n_tensors; i++) {
         free(st->tensors[i].name);
         free(st->tensors[i].pieces);
@@ -192,21 +196,54 @@ mcrt_status mg_torch_pickle(mg_state *st, const zip_archive *z, const char *cons
     return MCRT_OK;
 }
 
+static size_t ptr_hash(const void *p, size_t mask)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (size_t)x & mask;
+}
+
 uint32_t mg_entry(mg_state *st, const zip_archive *z, const zip_entry *e, uint32_t file)
 {
-    /* Entries are added per tensor; a storage shared by views is usually
-     * the previous one, so search backwards a little, then everywhere. */
-    for (size_t i = st->n_entries; i-- > 0;)
-        if (st->entries[i].entry == e)
-            return (uint32_t)i;
-    if (st->n_entries >= UINT32_MAX - 1 ||
+    if (st->entry_hash_cap != 0) {
+        size_t mask = st->entry_hash_cap - 1;
+        for (size_t i = ptr_hash(e, mask);; i = (i + 1) & mask) {
+            uint32_t v = st->entry_hash[i];
+            if (v == 0)
+                break;
+            if (st->entries[v - 1].entry == e)
+                return v - 1;
+        }
+    }
+    if (st->n_entries >= UINT32_MAX - 2 ||
         !grow((void **)&st->entries, &st->entries_cap, st->n_entries + 1, sizeof *st->entries))
         return MG_NO_ENTRY;
+    if ((st->n_entries + 1) * 2 > st->entry_hash_cap) { /* rehash at half full */
+        size_t cap = st->entry_hash_cap ? st->entry_hash_cap * 2 : 64;
+        uint32_t *h = calloc(cap, sizeof *h);
+        if (h == NULL)
+            return MG_NO_ENTRY;
+        for (size_t k = 0; k < st->n_entries; k++) {
+            size_t i = ptr_hash(st->entries[k].entry, cap - 1);
+            while (h[i] != 0)
+                i = (i + 1) & (cap - 1);
+            h[i] = (uint32_t)k + 1;
+        }
+        free(st->entry_hash);
+        st->entry_hash = h;
+        st->entry_hash_cap = cap;
+    }
     mg_entry_slot *s = &st->entries[st->n_entries];
     s->zip = z;
     s->entry = e;
     s->file = file;
     atomic_init(&s->state, 0);
+    size_t i = ptr_hash(e, st->entry_hash_cap - 1);
+    while (st->entry_hash[i] != 0)
+        i = (i + 1) & (st->entry_hash_cap - 1);
+    st->entry_hash[i] = (uint32_t)st->n_entries + 1;
     return (uint32_t)st->n_entries++;
 }
 
@@ -395,9 +432,8 @@ static void piece_text(char *buf, size_t size, const mg_piece *p, int32_t ndim)
         snprintf(buf + o, size - o, "%s", ndim ? "]" : "[]");
 }
 
-/* Largest piece count checked pairwise for overlaps; larger tables are
- * built by the loaders from shard geometry, disjoint by construction, and
- * still must cover the tensor exactly by volume. */
+/* Most pieces one tensor may have (each pair is checked for overlaps; real
+ * layouts have a few per TP rank: 3 x heads for a legacy v0 QKV). */
 #define MG_PAIRWISE_MAX 4096
 
 static mcrt_status check_tensor(const mg_state *st, const mg_tensor *t, ckpt_err *err)
@@ -424,8 +460,11 @@ static mcrt_status check_tensor(const mg_state *st, const mg_tensor *t, ckpt_err
             break;
     }
     (void)es;
-    if (t->n_pieces <= MG_PAIRWISE_MAX)
-        for (size_t i = 0; i < t->n_pieces; i++)
+    if (t->n_pieces > MG_PAIRWISE_MAX)
+        return ckpt_fail(err, MCRT_E_UNSUPPORTED, "tensor '%s' comes in %zu pieces (from %s, "
+                         "...); mcrt reads at most %d", Q(qn, t->name), t->n_pieces,
+                         Q(qf, mg_file_path(st, t->pieces[0].file)), MG_PAIRWISE_MAX);
+    for (size_t i = 0; i < t->n_pieces; i++)
             for (size_t j = i + 1; j < t->n_pieces; j++) {
                 const mg_piece *p = &t->pieces[i], *q = &t->pieces[j];
                 uint64_t vp = 1, vq = 1;

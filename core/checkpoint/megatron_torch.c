@@ -653,11 +653,7 @@ static mcrt_status megatron_open(ckpt *ck, const char *entry, ckpt_err *err)
     bool dist = is_file(meta);
     free(meta);
     if (dist) {
-        /* TODO(issue 6): mg_open_dist (megatron_dist.c) lands next. */
-        char q[CKPT_QUOTE_SIZE];
-        s = ckpt_fail(err, MCRT_E_UNSUPPORTED, "%s: a torch_dist checkpoint, which this build "
-                      "cannot read yet", Q(q, iter_dir));
-        (void)iteration;
+        s = mg_open_dist(ck, iter_dir, iteration, release, err);
         free(iter_dir);
         return s;
     }

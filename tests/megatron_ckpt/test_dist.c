@@ -787,22 +787,6 @@ int main(int argc, char **argv)
     }
     snprintf(ckpts_dir, sizeof ckpts_dir, "%s", argv[1]);
     snprintf(fixtures_dir, sizeof fixtures_dir, "%s", argv[2]);
-    /* Until megatron_torch.c's folder dispatch calls mg_open_dist (its
-     * "TODO(issue 6)"), ckpt_open refuses every torch_dist folder with
-     * "... which this build cannot read yet": skip rather than fail. Once
-     * the dispatch is wired, this never triggers (and can go). */
-    char probe[4096];
-    int pw = snprintf(probe, sizeof probe, "%s/%s/%s", ckpts_dir, BASE_CASE, ITER);
-    ckpt *pck = NULL;
-    ckpt_err perr;
-    if (pw > 0 && (size_t)pw < sizeof probe &&
-        ckpt_open(probe, &pck, &perr) == MCRT_E_UNSUPPORTED &&
-        strstr(perr.msg, "cannot read yet") != NULL) {
-        printf("test_dist: ckpt_open does not dispatch torch_dist folders to mg_open_dist yet "
-               "(megatron_torch.c TODO): %s\n", perr.msg);
-        return 77;
-    }
-    ckpt_close(pck);
     const char *base = getenv("TEST_SCRATCH");
     int w = snprintf(scratch, sizeof scratch, "%s/test-dist-XXXXXX",
                      base != NULL && base[0] != '\0' ? base : "/tmp");

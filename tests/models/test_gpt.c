@@ -341,6 +341,9 @@ static const megatron_case MEGATRON[] = {
     {"legacy_gpt2_v0_tp2", "gpt2", "fp32", ALL_HP, USE_ARGS},
     {"legacy_gpt2_v1_tp2", "gpt2", "fp32", NULL, NULL},
     {"legacy_gpt2_v3_oldnames_tp2", "gpt2", "fp32", NULL, NULL},
+    {"dist_llama_local_tp2_pp2", "llama", "fp32", ALL_HP, USE_ARGS "  activation: swiglu\n"},
+    {"dist_gpt2_te_tp2_pp2_uneven", "gpt2", "fp32", NULL, NULL},
+    {"dist_kv_channels_local_tp1_pp1", "kv_channels", "fp32", ALL_HP, USE_ARGS},
 };
 #define N_MEGATRON ((int)(sizeof MEGATRON / sizeof MEGATRON[0]))
 
