@@ -270,7 +270,8 @@ static int load_config(cfg_tree *t, int argc, char **argv, const char *cmd)
 {
     cfg_diag d;
     memset(&d, 0, sizeof d);
-    if (cfg_build(t, argc, argv, environ, &d) != 0 || cfg_validate_core(t, &d) != 0) {
+    if (cfg_build(t, argc, argv, environ, &d) != 0 || cfg_validate_core(t, &d) != 0 ||
+        cfg_apply_checkpoint_args(t, &d) != 0) {
         fprintf(stderr, "mcrt %s: %s\n", cmd, d.msg);
         return d.exit_code ? d.exit_code : EXIT_CONFIG;
     }

@@ -77,6 +77,13 @@ int cfg_validate_section(cfg_tree *t, const char *section, const mcrt_config_key
  * cfg_validate_section once plugins are chosen. */
 int cfg_validate_core(cfg_tree *t, cfg_diag *diag);
 
+/* [control] After cfg_validate_core: with model.use_checkpoint_args, the
+ * keys the host itself takes from a Megatron checkpoint's saved args
+ * (tokenizer.tokenizer_type, forced as Megatron does; checkpoint_args.c).
+ * An unreadable checkpoint is left to the model plugin to report. 0, or -1
+ * with *diag filled. */
+int cfg_apply_checkpoint_args(cfg_tree *t, cfg_diag *diag);
+
 /* [any-thread] The core's own keys for a section (plugin sections too: e.g.
  * "engine" -> name, max_batch_size), or NULL for an unknown section. Static. */
 const mcrt_config_key *cfg_core_keys(const char *section);

@@ -25,7 +25,8 @@
 #define CFG_MAX_FILE_SIZE (16u * 1024u * 1024u)
 
 /* Where a value came from, lowest precedence first. */
-enum { CFG_SRC_DEFAULT = 0, CFG_SRC_YAML = 1, CFG_SRC_ENV = 2, CFG_SRC_CLI = 3 };
+enum { CFG_SRC_DEFAULT = 0, CFG_SRC_YAML = 1, CFG_SRC_ENV = 2, CFG_SRC_CLI = 3,
+       CFG_SRC_CHECKPOINT = 4 /* --use-checkpoint-args: origin names the args */ };
 
 /* Value kinds. */
 enum { CFG_V_NULL = 0, CFG_V_SCALAR = 1, CFG_V_LIST = 2, CFG_V_MAP = 3 };
@@ -40,7 +41,8 @@ typedef struct cfg_entry {
     char *key;
     int key_line, key_col; /* YAML position of the key (0 when not from YAML) */
     int src;               /* CFG_SRC_* */
-    char *origin;          /* CLI: the flag as typed; ENV: the variable; else NULL */
+    char *origin;          /* CLI: the flag as typed; ENV: the variable; CHECKPOINT: the
+                            * file's args; else NULL */
     int line, col;         /* YAML position of the value */
     int kind;              /* CFG_V_* */
     char *text;            /* SCALAR: the text */

@@ -133,6 +133,9 @@ void cfg_entry_source(const cfg_tree *t, const cfg_entry *e, char *buf, size_t c
         break;
     case CFG_SRC_ENV: snprintf(buf, cap, "env %s", e->origin ? e->origin : "?"); break;
     case CFG_SRC_CLI: snprintf(buf, cap, "cli %s", e->origin ? e->origin : "?"); break;
+    case CFG_SRC_CHECKPOINT:
+        snprintf(buf, cap, "checkpoint %s", e->origin ? e->origin : "args");
+        break;
     default: snprintf(buf, cap, "default"); break;
     }
 }
@@ -152,6 +155,7 @@ static int value_error(const cfg_tree *t, const char *section, const cfg_entry *
         return cfg_fail(diag, CFG_EXIT_USAGE, "%s: expected %s, got %s (%s.%s)",
                         e->origin ? e->origin : "?", expected, given, section, key);
     case CFG_SRC_ENV:
+    case CFG_SRC_CHECKPOINT:
         return cfg_fail(diag, CFG_EXIT_CONFIG, "%s: expected %s, got %s (%s.%s)",
                         e->origin ? e->origin : "?", expected, given, section, key);
     default:

@@ -70,6 +70,22 @@ def check_good(mcrt, case_dir, exp, scratch):
             fail(f"{name}: layer {i}'s norm is not under its TE name")
     if any("_extra_state" in k or "language_model" in k for k in table):
         fail(f"{name}: a raw Megatron key leaked into the table")
+    # --use-checkpoint-args forces the tokenizer type from the saved args (§3.5); the writer
+    # gives gpt2 fixtures GPT2BPETokenizer, llama HuggingFaceTokenizer, the rest NullTokenizer.
+    fixture = exp["reference_fixture"].split("/")[0]
+    want_tok = {"gpt2": "GPT2BPETokenizer", "llama": "HuggingFaceTokenizer"}.get(
+        fixture, "NullTokenizer")
+    yaml_path = os.path.join(scratch, name + ".yaml")
+    with open(yaml_path, "w") as f:
+        f.write(f"model:\n  name: gpt\n  load: {os.path.abspath(case_dir)}\n"
+                f"tokenizer:\n  tokenizer_type: SentencePieceTokenizer\n")
+    for flag, want in ((["--use-checkpoint-args"], want_tok), ([], "SentencePieceTokenizer")):
+        rc, out, err = run([mcrt, "config", yaml_path] + flag)
+        line = [l for l in out.splitlines() if l.startswith("tokenizer.tokenizer_type")]
+        if rc != 0 or not line or line[0].split()[2] != want:
+            fail(f"{name}: mcrt config {flag}: tokenizer_type {line}, expected {want}: {err}")
+        if flag and ("checkpoint" not in line[0] or "replaced" not in err):
+            fail(f"{name}: the forced tokenizer_type is not attributed/warned: {line} {err}")
     out_dir = os.path.join(scratch, name)
     rc, out, err = run([mcrt, "convert", case_dir, out_dir])
     if rc != 0 or "wrote" not in out:
