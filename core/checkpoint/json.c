@@ -3,6 +3,8 @@
  */
 #include "checkpoint/json.h"
 
+#include "../../plugins/common/utf8.h" /* mcrt_utf8_seq, mcrt_utf8_put */
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,35 +194,9 @@ static bool read_hex4(json_reader *r, size_t pos, uint32_t *out)
 /* Length of the valid UTF-8 sequence starting at pos (lead byte >= 0x80), or 0. */
 static size_t utf8_len(const json_reader *r, size_t pos)
 {
-    const unsigned char *s = (const unsigned char *)r->text + pos;
-    size_t avail = r->len - pos;
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t n;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f; /* <= U+10FFFF */
-    } else
-        return 0;
-    if (avail < n)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return n;
+    size_t bad;
+    int incomplete;
+    return mcrt_utf8_seq((const unsigned char *)r->text + pos, r->len - pos, &bad, &incomplete);
 }
 
 static bool reserve(json_reader *r, size_t need)
@@ -241,30 +217,6 @@ static bool reserve(json_reader *r, size_t need)
     r->buf = nb;
     r->cap = cap;
     return true;
-}
-
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
 }
 
 /* The string at r->pos (a '"'). Without escapes the result points into the
@@ -364,7 +316,7 @@ static bool scan_string(json_reader *r, const char **s, size_t *len)
                 i += 6;
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
             }
-            o += put_utf8(o, cp);
+            o += mcrt_utf8_put(o, cp);
             break;
         }
         }

@@ -10,6 +10,8 @@
 #include "checkpoint/pickle.h"
 #include "checkpoint/backend.h"
 
+#include "../../plugins/common/utf8.h" /* mcrt_utf8_first_invalid, mcrt_utf8_put */
+
 #include <inttypes.h>
 #include <locale.h>
 #include <math.h>
@@ -1264,70 +1266,11 @@ static pk_value *parse_float_text(pkm *m, const char *s, size_t n)
     return new_float(m, strtod(buf, NULL));
 }
 
-/* Append code point cp as UTF-8 to o (4 bytes room). */
-static size_t put_utf8(char *o, uint32_t cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-/* Strict UTF-8: the offset of the first bad byte, or n. */
+/* Strict UTF-8 (no overlong forms, no surrogates): the offset of the first
+ * bad byte, or n. */
 static size_t utf8_check(const unsigned char *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1F;
-            min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0F;
-            min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return i;
-        }
-        if (n - i < len)
-            return i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return i;
-        i += len;
-    }
-    return n;
+    return mcrt_utf8_first_invalid((const char *)s, n);
 }
 
 static pk_value *new_utf8(pkm *m, const void *s, size_t n)
@@ -1370,7 +1313,7 @@ static pk_value *parse_raw_unicode(pkm *m, const char *s, size_t n)
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
         if (c != '\\') {
-            o += put_utf8(out + o, c);
+            o += mcrt_utf8_put(out + o, c);
             i++;
             continue;
         }
@@ -1400,7 +1343,7 @@ static pk_value *parse_raw_unicode(pkm *m, const char *s, size_t n)
                  "value (surrogates and code points past U+10FFFF are refused)", cp);
             goto done;
         }
-        o += put_utf8(out + o, cp);
+        o += mcrt_utf8_put(out + o, cp);
     }
     if (o > m->L.max_str) {
         limit_fail(m, "a str's length", "max_str", m->L.max_str);

@@ -76,8 +76,9 @@ static inline size_t mcrt_utf8_seq(const unsigned char *b, size_t avail, size_t 
     return need;
 }
 
-/* True when in[0..n) is valid UTF-8. */
-static inline int mcrt_utf8_valid(const char *in, size_t n)
+/* The offset of the first byte of in[0..n) that starts no valid UTF-8
+ * character, or n when all of it is valid. */
+static inline size_t mcrt_utf8_first_invalid(const char *in, size_t n)
 {
     const unsigned char *s = (const unsigned char *)in;
     size_t i = 0, bad;
@@ -89,10 +90,42 @@ static inline int mcrt_utf8_valid(const char *in, size_t n)
         }
         size_t k = mcrt_utf8_seq(s + i, n - i, &bad, &inc);
         if (k == 0)
-            return 0;
+            return i;
         i += k;
     }
-    return 1;
+    return n;
+}
+
+/* True when in[0..n) is valid UTF-8. */
+static inline int mcrt_utf8_valid(const char *in, size_t n)
+{
+    return mcrt_utf8_first_invalid(in, n) == n;
+}
+
+/* Write code point cp (<= U+10FFFF, not a surrogate: the caller checks) as
+ * UTF-8 to o, which has room for 4 bytes. Returns the bytes written. */
+static inline size_t mcrt_utf8_put(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
 }
 
 /* Repair in[0..n) into out (Python's errors='replace'); out == NULL only
