@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "mcrt/mcrt.h"
+#include "../common/fake_host.h" /* fake_host, fake_last_error, fake_allocs */
 #include "sampling.h" /* plugins/sampler-default: the expected distributions */
 
 static const char *g_path;
@@ -32,116 +33,13 @@ static void *g_dl;
 static const mcrt_plugin_entry *g_desc;
 static const mcrt_sampler_iface *g_sam;
 
-/* ---- a fake host: the last error logged, counted allocations ------------------ */
-
-static char g_last_error[2048];
-static int g_errors;
-static long g_allocs, g_live;
-
-static void fh_logv(const mcrt_host *h, int32_t level, const char *fmt, va_list ap)
-    MCRT_PRINTF(3, 0);
-static void fh_logv(const mcrt_host *h, int32_t level, const char *fmt, va_list ap)
-{
-    (void)h;
-    if (level == MCRT_LOG_ERROR) {
-        vsnprintf(g_last_error, sizeof g_last_error, fmt, ap);
-        g_errors++;
-    }
-}
-
-static void fh_log(const mcrt_host *h, int32_t level, const char *fmt, ...) MCRT_PRINTF(3, 4);
-static void fh_log(const mcrt_host *h, int32_t level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fh_logv(h, level, fmt, ap);
-    va_end(ap);
-}
-
-static void *fh_alloc(const mcrt_host *h, size_t size, size_t align)
-{
-    void *p = NULL;
-    (void)h;
-    if (align < sizeof(void *))
-        align = sizeof(void *);
-    if (posix_memalign(&p, align, size ? size : 1) != 0)
-        return NULL;
-    g_allocs++;
-    g_live++;
-    return p;
-}
-
-static void fh_free(const mcrt_host *h, void *p)
-{
-    (void)h;
-    if (p != NULL)
-        g_live--;
-    free(p);
-}
-
-static mcrt_status fh_bool(const mcrt_host *h, const mcrt_config *c, const char *k, bool *o)
-{
-    (void)h, (void)c, (void)k, (void)o;
-    return MCRT_E_NOTFOUND;
-}
-
-static mcrt_status fh_int(const mcrt_host *h, const mcrt_config *c, const char *k, int64_t *o)
-{
-    (void)h, (void)c, (void)k, (void)o;
-    return MCRT_E_NOTFOUND;
-}
-
-static mcrt_status fh_float(const mcrt_host *h, const mcrt_config *c, const char *k, double *o)
-{
-    (void)h, (void)c, (void)k, (void)o;
-    return MCRT_E_NOTFOUND;
-}
-
-static mcrt_status fh_string(const mcrt_host *h, const mcrt_config *c, const char *k,
-                             const char **o)
-{
-    (void)h, (void)c, (void)k, (void)o;
-    return MCRT_E_NOTFOUND;
-}
-
-static mcrt_status fh_list_size(const mcrt_host *h, const mcrt_config *c, const char *k,
-                                size_t *o)
-{
-    (void)h, (void)c, (void)k, (void)o;
-    return MCRT_E_NOTFOUND;
-}
-
-static mcrt_status fh_list_item(const mcrt_host *h, const mcrt_config *c, const char *k, size_t i,
-                                const char **o)
-{
-    (void)h, (void)c, (void)k, (void)i, (void)o;
-    return MCRT_E_NOTFOUND;
-}
-
-static uint64_t fh_clock(const mcrt_host *h)
-{
-    (void)h;
-    return 12345;
-}
-
-static const void *fh_ext(const mcrt_host *h, const char *id)
-{
-    (void)h, (void)id;
-    return NULL;
-}
-
-static const mcrt_host g_host = {
-    MCRT_ABI_MAJOR, MCRT_ABI_MINOR, (uint32_t)sizeof(mcrt_host), NULL, fh_log, fh_logv,
-    fh_alloc, fh_free, fh_bool, fh_int, fh_float, fh_string, fh_list_size, fh_list_item,
-    fh_clock, fh_ext,
-};
 
 /* ---- helpers ------------------------------------------------------------------ */
 
 static void *mk(void)
 {
     void *self = NULL;
-    ck_assert_int_eq(g_sam->create(&g_host, NULL, &self), MCRT_OK);
+    ck_assert_int_eq(g_sam->create(&fake_host, NULL, &self), MCRT_OK);
     ck_assert_ptr_nonnull(self);
     return self;
 }
@@ -217,9 +115,9 @@ static int32_t sample1(void *self, int32_t V, int32_t Vp, const float *logits,
 {
     int32_t tok = -7;
     const mcrt_sampling_params *ps[1] = {p};
-    g_last_error[0] = '\0';
+    fake_last_error[0] = '\0';
     mcrt_status st = sample(self, 1, V, Vp, logits, ps, NULL, NULL, &draw_index, &tok, lp);
-    ck_assert_msg(st == MCRT_OK, "sample: %s: %s", mcrt_status_str(st), g_last_error);
+    ck_assert_msg(st == MCRT_OK, "sample: %s: %s", mcrt_status_str(st), fake_last_error);
     return tok;
 }
 
@@ -475,7 +373,7 @@ START_TEST(test_chi_square)
             }
         }
         mcrt_status st = sample(self, CHI_BATCH, V, Vp, logits, ps, hs, hl, di, tok, NULL);
-        ck_assert_msg(st == MCRT_OK, "%s: %s", cs->name, g_last_error);
+        ck_assert_msg(st == MCRT_OK, "%s: %s", cs->name, fake_last_error);
         for (int r = 0; r < CHI_BATCH; r++) {
             ck_assert_int_ge(tok[r], 0);
             ck_assert_int_lt(tok[r], Vp);
@@ -1158,28 +1056,28 @@ START_TEST(test_validate_table)
     for (size_t i = 0; i < sizeof g_bad / sizeof g_bad[0]; i++) {
         mcrt_sampling_params p = params(0);
         g_bad[i].set(&p);
-        g_last_error[0] = '\0';
+        fake_last_error[0] = '\0';
         ck_assert_msg(g_sam->validate(self, &p, V) == MCRT_E_INVAL, "%s: accepted", g_bad[i].what);
-        ck_assert_msg(strstr(g_last_error, g_bad[i].field) != NULL,
+        ck_assert_msg(strstr(fake_last_error, g_bad[i].field) != NULL,
                       "%s: the message does not name '%s': %s", g_bad[i].what, g_bad[i].field,
-                      g_last_error);
+                      fake_last_error);
         /* sample() guards too, and leaves the outputs alone. */
         const mcrt_sampling_params *ps[1] = {&p};
         uint64_t di = 0;
         int32_t tok = -7;
         float lp = 7.0f;
-        g_last_error[0] = '\0';
+        fake_last_error[0] = '\0';
         ck_assert_msg(sample(self, 1, V, V, row, ps, NULL, NULL, &di, &tok, &lp) == MCRT_E_INVAL,
                       "%s: sampled", g_bad[i].what);
-        ck_assert_msg(strstr(g_last_error, "row 0") && strstr(g_last_error, g_bad[i].field),
-                      "%s: sample's message: %s", g_bad[i].what, g_last_error);
+        ck_assert_msg(strstr(fake_last_error, "row 0") && strstr(fake_last_error, g_bad[i].field),
+                      "%s: sample's message: %s", g_bad[i].what, fake_last_error);
         ck_assert_int_eq(tok, -7);
         ck_assert(lp == 7.0f);
     }
     /* NULL params, bad vocabulary. */
     ck_assert_int_eq(g_sam->validate(self, NULL, V), MCRT_E_INVAL);
     ck_assert_int_eq(g_sam->validate(self, &ok, 0), MCRT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(g_last_error, "vocab_size"));
+    ck_assert_ptr_nonnull(strstr(fake_last_error, "vocab_size"));
     printf("validate: %zu refusals checked\n", sizeof g_bad / sizeof g_bad[0]);
     rm(self);
 }
@@ -1210,12 +1108,12 @@ START_TEST(test_bad_rows)
             memcpy(two[1], nothing_rows[k], sizeof two[1]);
             uint64_t di[2] = {0, 0};
             int32_t tok[2] = {-7, -7};
-            g_last_error[0] = '\0';
+            fake_last_error[0] = '\0';
             ck_assert_int_eq(sample(self, 2, V, Vp, &two[0][0], ps, NULL, NULL, di, tok, NULL),
                              MCRT_E_INVAL);
-            ck_assert_msg(strstr(g_last_error, "row 1") &&
-                              strstr(g_last_error, "nothing to sample"),
-                          "%s", g_last_error);
+            ck_assert_msg(strstr(fake_last_error, "row 1") &&
+                              strstr(fake_last_error, "nothing to sample"),
+                          "%s", fake_last_error);
             ck_assert(tok[0] == -7 && tok[1] == -7); /* row 0 was fine, but nothing is written */
         }
     }
@@ -1231,15 +1129,15 @@ START_TEST(test_bad_rows)
     const int32_t h_ok[] = {1, 2}, h_bad[] = {1, 4};
     const int32_t *hs[2] = {h_ok, h_bad};
     size_t hl[2] = {2, 2};
-    g_last_error[0] = '\0';
+    fake_last_error[0] = '\0';
     ck_assert_int_eq(sample(self, 2, V, Vp, &two_good[0][0], pr, hs, hl, di, tok, NULL),
                      MCRT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(g_last_error, "history[1] = 4"));
+    ck_assert_ptr_nonnull(strstr(fake_last_error, "history[1] = 4"));
     hs[1] = h_ok;
     ck_assert_int_eq(sample(self, 2, V, Vp, &two_good[0][0], pr, hs, hl, di, tok, NULL), MCRT_OK);
     ck_assert_int_eq(sample(self, 2, V, Vp, &two_good[0][0], pr, NULL, NULL, di, tok, NULL),
                      MCRT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(g_last_error, "no history"));
+    ck_assert_ptr_nonnull(strstr(fake_last_error, "no history"));
     /* Penalties off: no history needed. */
     ck_assert_int_eq(sample(self, 2, V, Vp, &two_good[0][0], ps2, NULL, NULL, di, tok, NULL),
                      MCRT_OK);
@@ -1247,7 +1145,7 @@ START_TEST(test_bad_rows)
     const mcrt_sampling_params *pnull[2] = {&p, NULL};
     ck_assert_int_eq(sample(self, 2, V, Vp, &two_good[0][0], pnull, NULL, NULL, di, tok, NULL),
                      MCRT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(g_last_error, "row 1"));
+    ck_assert_ptr_nonnull(strstr(fake_last_error, "row 1"));
     ck_assert_int_eq(sample(self, 2, V, V - 1, &two_good[0][0], ps2, NULL, NULL, di, tok, NULL),
                      MCRT_E_INVAL);
     ck_assert_int_eq(sample(self, 2, 0, Vp, &two_good[0][0], ps2, NULL, NULL, di, tok, NULL),
@@ -1264,7 +1162,7 @@ START_TEST(test_bad_rows)
     memset(&old, 0, sizeof old);
     old.struct_size = 8;
     ck_assert_int_eq(g_sam->sample(self, &old, tok, NULL), MCRT_E_INVAL);
-    ck_assert_ptr_nonnull(strstr(g_last_error, "struct_size"));
+    ck_assert_ptr_nonnull(strstr(fake_last_error, "struct_size"));
     /* Zero rows: nothing to do. */
     ck_assert_int_eq(sample(self, 0, V, Vp, NULL, NULL, NULL, NULL, NULL, tok, NULL), MCRT_OK);
     rm(self);
@@ -1295,20 +1193,20 @@ START_TEST(test_scratch_reuse)
     }
     int32_t tok[R];
     float lp[R];
-    long live0 = g_live;
+    long live0 = fake_live;
     void *self = mk();
     ck_assert_int_eq(sample(self, R, V, Vp, rows, ps, hs, hl, di, tok, lp), MCRT_OK);
-    long after_first = g_allocs;
+    long after_first = fake_allocs;
     for (int i = 0; i < 20; i++) {
         ck_assert_int_eq(sample(self, R, V, Vp, rows, ps, hs, hl, di, tok, lp), MCRT_OK);
         ck_assert_int_eq(sample(self, R / 2, V / 2, Vp, rows, ps, hs, hl, di, tok, NULL), MCRT_OK);
     }
-    ck_assert_msg(g_allocs == after_first, "%ld allocations after the first call",
-                  g_allocs - after_first);
+    ck_assert_msg(fake_allocs == after_first, "%ld allocations after the first call",
+                  fake_allocs - after_first);
     ck_assert_int_eq(sample(self, R, V + 10, Vp, rows, ps, hs, hl, di, tok, lp), MCRT_OK);
-    ck_assert_int_gt(g_allocs, after_first); /* a larger vocabulary grows the scratch */
+    ck_assert_int_gt(fake_allocs, after_first); /* a larger vocabulary grows the scratch */
     rm(self);
-    ck_assert_int_eq(g_live, live0);
+    ck_assert_int_eq(fake_live, live0);
     free(rows);
 }
 END_TEST
@@ -1323,7 +1221,7 @@ START_TEST(test_descriptor)
     ck_assert_ptr_null(g_desc->get_iface("mcrt.sampler/2"));
     ck_assert_int_ge(g_sam->struct_size, sizeof(mcrt_sampler_iface));
     ck_assert_ptr_nonnull(g_sam->validate);
-    ck_assert_int_eq(g_sam->create(&g_host, NULL, NULL), MCRT_E_INVAL);
+    ck_assert_int_eq(g_sam->create(&fake_host, NULL, NULL), MCRT_E_INVAL);
     g_sam->destroy(NULL);
 }
 END_TEST
@@ -1335,6 +1233,7 @@ int main(int argc, char **argv)
         return 2;
     }
     g_path = argv[1];
+    fake_clock_ns = 12345;
     g_dl = dlopen(g_path, RTLD_NOW | RTLD_LOCAL);
     if (g_dl == NULL) {
         fprintf(stderr, "dlopen %s: %s\n", g_path, dlerror());

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mcrt/mcrt.h"
+#include "../common/fake_host.h" /* fake_host, fake_cfg_set, fake_last_error */
 #include "utf8.h" /* plugins/common */
 
 static const char *g_plugin, *g_models;
@@ -31,143 +32,7 @@ static const mcrt_plugin_entry *g_desc;
 static const mcrt_tokenizer_iface *g_tok;
 static char g_scratch[4096];
 
-/* ---- a fake host: a flat config and the last error logged ---------------- */
 
-#define MAXKV 8
-struct mcrt_config {
-    const char *key[MAXKV];
-    const char *value[MAXKV];
-    int n;
-};
-
-static char g_last_error[2048];
-static int g_errors;
-
-static void fh_logv(const mcrt_host *h, int32_t level, const char *fmt, va_list ap)
-{
-    (void)h;
-    if (level == MCRT_LOG_ERROR) {
-        vsnprintf(g_last_error, sizeof g_last_error, fmt, ap);
-        g_errors++;
-    }
-}
-
-static void fh_log(const mcrt_host *h, int32_t level, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fh_logv(h, level, fmt, ap);
-    va_end(ap);
-}
-
-static void *fh_alloc(const mcrt_host *h, size_t size, size_t align)
-{
-    void *p = NULL;
-    (void)h;
-    if (align < sizeof(void *))
-        align = sizeof(void *);
-    return posix_memalign(&p, align, size ? size : 1) == 0 ? p : NULL;
-}
-
-static void fh_free(const mcrt_host *h, void *p)
-{
-    (void)h;
-    free(p);
-}
-
-static const char *fh_get(const mcrt_config *c, const char *k)
-{
-    for (int i = 0; c != NULL && i < c->n; i++)
-        if (strcmp(c->key[i], k) == 0)
-            return c->value[i];
-    return NULL;
-}
-
-static mcrt_status fh_bool(const mcrt_host *h, const mcrt_config *c, const char *k, bool *out)
-{
-    const char *v = fh_get(c, k);
-    (void)h;
-    if (v == NULL)
-        return MCRT_E_NOTFOUND;
-    *out = strcmp(v, "true") == 0;
-    return MCRT_OK;
-}
-
-static mcrt_status fh_int(const mcrt_host *h, const mcrt_config *c, const char *k, int64_t *out)
-{
-    const char *v = fh_get(c, k);
-    (void)h;
-    if (v == NULL)
-        return MCRT_E_NOTFOUND;
-    *out = strtoll(v, NULL, 10);
-    return MCRT_OK;
-}
-
-static mcrt_status fh_float(const mcrt_host *h, const mcrt_config *c, const char *k, double *out)
-{
-    const char *v = fh_get(c, k);
-    (void)h;
-    if (v == NULL)
-        return MCRT_E_NOTFOUND;
-    *out = strtod(v, NULL);
-    return MCRT_OK;
-}
-
-static mcrt_status fh_string(const mcrt_host *h, const mcrt_config *c, const char *k,
-                             const char **out)
-{
-    const char *v = fh_get(c, k);
-    (void)h;
-    if (v == NULL)
-        return MCRT_E_NOTFOUND;
-    *out = v;
-    return MCRT_OK;
-}
-
-static mcrt_status fh_list_size(const mcrt_host *h, const mcrt_config *c, const char *k,
-                                size_t *out)
-{
-    (void)h, (void)c, (void)k, (void)out;
-    return MCRT_E_NOTFOUND;
-}
-
-static mcrt_status fh_list_item(const mcrt_host *h, const mcrt_config *c, const char *k, size_t i,
-                                const char **out)
-{
-    (void)h, (void)c, (void)k, (void)i, (void)out;
-    return MCRT_E_NOTFOUND;
-}
-
-static uint64_t fh_clock(const mcrt_host *h)
-{
-    (void)h;
-    return 0;
-}
-
-static const void *fh_ext(const mcrt_host *h, const char *id)
-{
-    (void)h, (void)id;
-    return NULL;
-}
-
-static const mcrt_host g_host = {
-    MCRT_ABI_MAJOR, MCRT_ABI_MINOR, (uint32_t)sizeof(mcrt_host), NULL, fh_log, fh_logv,
-    fh_alloc, fh_free, fh_bool, fh_int, fh_float, fh_string, fh_list_size, fh_list_item,
-    fh_clock, fh_ext,
-};
-
-static void cfg_set(mcrt_config *c, const char *k, const char *v)
-{
-    for (int i = 0; i < c->n; i++) {
-        if (strcmp(c->key[i], k) == 0) {
-            c->value[i] = v;
-            return;
-        }
-    }
-    ck_assert_int_lt(c->n, MAXKV);
-    c->key[c->n] = k;
-    c->value[c->n++] = v;
-}
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -178,13 +43,13 @@ static void *create_real(const char *k1, const char *v1)
 {
     mcrt_config c = {{0}, {0}, 0};
     void *self = NULL;
-    cfg_set(&c, "vocab_file", g_vocab);
-    cfg_set(&c, "merge_file", g_merges);
+    fake_cfg_set(&c, "vocab_file", g_vocab);
+    fake_cfg_set(&c, "merge_file", g_merges);
     if (k1 != NULL)
-        cfg_set(&c, k1, v1);
-    g_last_error[0] = '\0';
-    mcrt_status st = g_tok->create(&g_host, &c, &self);
-    ck_assert_msg(st == MCRT_OK, "create: %s: %s", mcrt_status_str(st), g_last_error);
+        fake_cfg_set(&c, k1, v1);
+    fake_last_error[0] = '\0';
+    mcrt_status st = g_tok->create(&fake_host, &c, &self);
+    ck_assert_msg(st == MCRT_OK, "create: %s: %s", mcrt_status_str(st), fake_last_error);
     return self;
 }
 
@@ -261,14 +126,14 @@ START_TEST(test_probe)
 {
     char why[256];
     mcrt_config c = {{0}, {0}, 0};
-    int32_t none = g_desc->probe(&g_host, NULL, why, sizeof why);
+    int32_t none = g_desc->probe(&fake_host, NULL, why, sizeof why);
     ck_assert_int_gt(none, 0);
-    ck_assert_int_gt(g_desc->probe(&g_host, &c, why, sizeof why), 0);
-    cfg_set(&c, "tokenizer_type", "GPT2BPETokenizer");
-    ck_assert_int_gt(g_desc->probe(&g_host, &c, why, sizeof why), none);
+    ck_assert_int_gt(g_desc->probe(&fake_host, &c, why, sizeof why), 0);
+    fake_cfg_set(&c, "tokenizer_type", "GPT2BPETokenizer");
+    ck_assert_int_gt(g_desc->probe(&fake_host, &c, why, sizeof why), none);
     why[0] = '\0';
-    cfg_set(&c, "tokenizer_type", "SentencePieceTokenizer");
-    ck_assert_int_eq(g_desc->probe(&g_host, &c, why, sizeof why), 0);
+    fake_cfg_set(&c, "tokenizer_type", "SentencePieceTokenizer");
+    ck_assert_int_eq(g_desc->probe(&fake_host, &c, why, sizeof why), 0);
     ck_assert_msg(strstr(why, "SentencePieceTokenizer") != NULL, "reason: '%s'", why);
 }
 END_TEST
@@ -357,13 +222,13 @@ START_TEST(test_buffers)
     ck_assert_int_eq(g_tok->token_bytes(self, 50256, buf, 4, &n), MCRT_E_RANGE);
     ck_assert_uint_eq(n, 13);
     /* Misuse is an error with a message, never a crash. */
-    g_errors = 0;
+    fake_errors = 0;
     ck_assert_int_eq(g_tok->encode(self, "x", 1, NULL, 5, &n), MCRT_E_INVAL);
     ck_assert_int_eq(g_tok->encode(self, "x", 1, ids, 4, NULL), MCRT_E_INVAL);
     ck_assert_int_eq(g_tok->encode(self, NULL, 3, ids, 4, &n), MCRT_E_INVAL);
     ck_assert_int_eq(g_tok->decode(self, NULL, 2, buf, 8, &n), MCRT_E_INVAL);
     ck_assert_int_eq(g_tok->token_bytes(self, 1, NULL, 8, &n), MCRT_E_INVAL);
-    ck_assert_int_eq(g_errors, 5);
+    ck_assert_int_eq(fake_errors, 5);
     g_tok->destroy(self);
 }
 END_TEST
@@ -464,15 +329,15 @@ START_TEST(test_decode_ids_outside)
     char buf[64];
     size_t n = 0;
     for (int i = 0; i < 3; i++) {
-        g_last_error[0] = '\0';
+        fake_last_error[0] = '\0';
         ck_assert_int_eq(g_tok->decode(self, bad[i], 3, buf, sizeof buf, &n), MCRT_E_INVAL);
-        ck_assert_msg(strstr(g_last_error, named[i]) != NULL, "message '%s' does not name %s",
-                      g_last_error, named[i]);
-        g_last_error[0] = '\0';
+        ck_assert_msg(strstr(fake_last_error, named[i]) != NULL, "message '%s' does not name %s",
+                      fake_last_error, named[i]);
+        fake_last_error[0] = '\0';
         ck_assert_int_eq(g_tok->token_bytes(self, bad[i][i == 0 ? 1 : i == 1 ? 0 : 2], buf,
                                             sizeof buf, &n),
                          MCRT_E_INVAL);
-        ck_assert_msg(strstr(g_last_error, named[i]) != NULL, "message '%s'", g_last_error);
+        ck_assert_msg(strstr(fake_last_error, named[i]) != NULL, "message '%s'", fake_last_error);
     }
     g_tok->destroy(self);
 }
@@ -735,19 +600,19 @@ START_TEST(test_bad_vocab)
     write_text(vpath, vt, strlen(vt));
     write_text(mpath, c->merges, strlen(c->merges));
     mcrt_config cfg = {{0}, {0}, 0};
-    cfg_set(&cfg, "vocab_file", vpath);
-    cfg_set(&cfg, "merge_file", mpath);
+    fake_cfg_set(&cfg, "vocab_file", vpath);
+    fake_cfg_set(&cfg, "merge_file", mpath);
     void *self = NULL;
-    g_last_error[0] = '\0';
-    mcrt_status st = g_tok->create(&g_host, &cfg, &self);
+    fake_last_error[0] = '\0';
+    mcrt_status st = g_tok->create(&fake_host, &cfg, &self);
     ck_assert_msg(st == c->want, "%s: status %s, message '%s'", c->name, mcrt_status_str(st),
-                  g_last_error);
+                  fake_last_error);
     ck_assert_ptr_null(self);
-    ck_assert_msg(strstr(g_last_error, c->expect) != NULL, "%s: message '%s' lacks '%s'",
-                  c->name, g_last_error, c->expect);
+    ck_assert_msg(strstr(fake_last_error, c->expect) != NULL, "%s: message '%s' lacks '%s'",
+                  c->name, fake_last_error, c->expect);
     /* The message names the file. */
-    ck_assert_msg(strstr(g_last_error, strstr(c->name, "merges") ? mpath : vpath) != NULL,
-                  "%s: message '%s' does not name the file", c->name, g_last_error);
+    ck_assert_msg(strstr(fake_last_error, strstr(c->name, "merges") ? mpath : vpath) != NULL,
+                  "%s: message '%s' does not name the file", c->name, fake_last_error);
     free(v);
 }
 END_TEST
@@ -758,24 +623,24 @@ START_TEST(test_missing_files)
     void *self = NULL;
     char dir[4200];
     /* Unset keys: a config error naming the key. */
-    g_last_error[0] = '\0';
-    ck_assert_int_eq(g_tok->create(&g_host, &cfg, &self), MCRT_E_CONFIG);
-    ck_assert(strstr(g_last_error, "vocab_file") != NULL);
-    cfg_set(&cfg, "vocab_file", g_vocab);
-    ck_assert_int_eq(g_tok->create(&g_host, &cfg, &self), MCRT_E_CONFIG);
-    ck_assert(strstr(g_last_error, "merge_file") != NULL);
+    fake_last_error[0] = '\0';
+    ck_assert_int_eq(g_tok->create(&fake_host, &cfg, &self), MCRT_E_CONFIG);
+    ck_assert(strstr(fake_last_error, "vocab_file") != NULL);
+    fake_cfg_set(&cfg, "vocab_file", g_vocab);
+    ck_assert_int_eq(g_tok->create(&fake_host, &cfg, &self), MCRT_E_CONFIG);
+    ck_assert(strstr(fake_last_error, "merge_file") != NULL);
     /* Missing files, a folder: I/O errors naming the path. */
-    cfg_set(&cfg, "merge_file", "/nonexistent/merges.txt");
-    ck_assert_int_eq(g_tok->create(&g_host, &cfg, &self), MCRT_E_IO);
-    ck_assert(strstr(g_last_error, "/nonexistent/merges.txt") != NULL);
-    cfg_set(&cfg, "vocab_file", "/nonexistent/vocab.json");
-    cfg_set(&cfg, "merge_file", g_merges);
-    ck_assert_int_eq(g_tok->create(&g_host, &cfg, &self), MCRT_E_IO);
-    ck_assert(strstr(g_last_error, "/nonexistent/vocab.json") != NULL);
+    fake_cfg_set(&cfg, "merge_file", "/nonexistent/merges.txt");
+    ck_assert_int_eq(g_tok->create(&fake_host, &cfg, &self), MCRT_E_IO);
+    ck_assert(strstr(fake_last_error, "/nonexistent/merges.txt") != NULL);
+    fake_cfg_set(&cfg, "vocab_file", "/nonexistent/vocab.json");
+    fake_cfg_set(&cfg, "merge_file", g_merges);
+    ck_assert_int_eq(g_tok->create(&fake_host, &cfg, &self), MCRT_E_IO);
+    ck_assert(strstr(fake_last_error, "/nonexistent/vocab.json") != NULL);
     snprintf(dir, sizeof dir, "%s", g_scratch);
-    cfg_set(&cfg, "vocab_file", dir);
-    ck_assert_int_eq(g_tok->create(&g_host, &cfg, &self), MCRT_E_IO);
-    ck_assert(strstr(g_last_error, "folder") != NULL);
+    fake_cfg_set(&cfg, "vocab_file", dir);
+    ck_assert_int_eq(g_tok->create(&fake_host, &cfg, &self), MCRT_E_IO);
+    ck_assert(strstr(fake_last_error, "folder") != NULL);
     ck_assert_ptr_null(self);
 }
 END_TEST
@@ -791,12 +656,12 @@ static void *toy_create(const char *extra, const char *merges, const char *tag)
     free(v);
     write_text(mpath, merges, strlen(merges));
     mcrt_config cfg = {{0}, {0}, 0};
-    cfg_set(&cfg, "vocab_file", vpath);
-    cfg_set(&cfg, "merge_file", mpath);
+    fake_cfg_set(&cfg, "vocab_file", vpath);
+    fake_cfg_set(&cfg, "merge_file", mpath);
     void *self = NULL;
-    g_last_error[0] = '\0';
-    mcrt_status st = g_tok->create(&g_host, &cfg, &self);
-    ck_assert_msg(st == MCRT_OK, "toy %s: %s: %s", tag, mcrt_status_str(st), g_last_error);
+    fake_last_error[0] = '\0';
+    mcrt_status st = g_tok->create(&fake_host, &cfg, &self);
+    ck_assert_msg(st == MCRT_OK, "toy %s: %s: %s", tag, mcrt_status_str(st), fake_last_error);
     return self;
 }
 
