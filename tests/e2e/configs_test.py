@@ -17,6 +17,25 @@ import subprocess
 import sys
 
 
+def count_prompts(text, cfg):
+    """generation.prompts' length: a flow list ["a", "b"] (one or more lines) of double-quoted
+    strings, or a block list of `- item` lines."""
+    m = re.search(r"^(\s*)prompts:[ \t]*(.*)$", text, re.M)
+    assert m, "%s: no generation.prompts" % cfg
+    if m.group(2).startswith("["):
+        flow = re.match(r"\[(.*?)\]", text[m.start(2):], re.S)
+        assert flow, "%s: prompts: an unterminated [ list" % cfg
+        return len(re.findall(r'"((?:[^"\\]|\\.)*)"', flow.group(1)))
+    n = 0
+    for line in text[m.end():].splitlines()[1:]:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if len(line) - len(line.lstrip()) <= len(m.group(1)) or not line.lstrip().startswith("-"):
+            break
+        n += 1
+    return n
+
+
 def main():
     mcrt, configs = sys.argv[1], sys.argv[2]
     ran = 0
@@ -33,8 +52,7 @@ def main():
         err = proc.stderr.decode("utf-8", "replace")
         assert proc.returncode == 0, "%s: exit %d\n%s" % (cfg, proc.returncode, err)
         out = json.loads(proc.stdout.decode("utf-8"))
-        prompts = re.search(r"prompts:\s*\[(.*)\]", text).group(1)
-        n = len(re.findall(r'"((?:[^"\\]|\\.)*)"', prompts))
+        n = count_prompts(text, cfg)
         assert len(out) == n, "%s: %d results for %d prompts" % (cfg, len(out), n)
         for i, r in enumerate(out):
             for key in ("id", "input_prompt", "generated_text", "generated_tokens",
