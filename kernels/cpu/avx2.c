@@ -183,33 +183,29 @@ MK_INLINE void dot_rows(const int TR, const int NR, const int32_t dt, float *y, 
         dot_tile(TR, 1, dt, y, ldy, x, ldx, w, K, n, bias);
 }
 
-/* y[T, n0..n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias), T <= MK_AVX2_MATMUL_SMALL_T:
- * row tiles of 4 (3 columns at a time: 12 accumulators) and a remainder of 1-3 rows. */
-MK_INLINE void matmul_small(const int32_t dt, float *y, const float *x, const void *w,
-                            const float *bias, int T, int K, int N, int n0, int n1)
+/* y[T, nb..ne) for all T rows in row tiles of 4 (3 columns at a time: 12
+ * accumulators) and a remainder of 1-3 rows. */
+MK_INLINE void matmul_small_block(const int32_t dt, float *y, const float *x, const void *w,
+                                  const float *bias, int T, int K, int N, int nb, int ne)
 {
-    /* weights are re-read per x-row tile; blocks of ~192 KiB of weight rows
-     * keep them in L2 meanwhile, so DRAM sees each weight once */
-    size_t wsize = dt == MCRT_DTYPE_F32 ? 4 : 2;
+    int t = 0;
+    for (; t + 4 <= T; t += 4)
+        dot_rows(4, 3, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias);
+    switch (T - t) {
+    case 3: dot_rows(3, 3, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
+    case 2: dot_rows(2, 4, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
+    case 1: dot_rows(1, 4, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
+    default: break;
+    }
+}
+
+/* Weight rows per block of the small-T path: ~192 KiB of them (in the
+ * dtype they are read in), so a block stays in L2 while every row tile of x
+ * passes over it and DRAM sees each weight once. */
+static int small_block_rows(int K, size_t wsize)
+{
     int nblk = (int)((192u * 1024u) / ((size_t)K * wsize));
-    if (nblk < 8)
-        nblk = 8;
-    if (T == 1) {
-        gemv_rows(dt, y, x, w, bias, K, n0, n1);
-        return;
-    }
-    for (int nb = n0; nb < n1; nb += nblk) {
-        int ne = nb + nblk < n1 ? nb + nblk : n1;
-        int t = 0;
-        for (; t + 4 <= T; t += 4)
-            dot_rows(4, 3, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias);
-        switch (T - t) {
-        case 3: dot_rows(3, 3, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
-        case 2: dot_rows(2, 4, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
-        case 1: dot_rows(1, 4, dt, y + (size_t)t * N, N, x + (size_t)t * K, K, w, K, nb, ne, bias); break;
-        default: break;
-        }
-    }
+    return nblk < 8 ? 8 : nblk;
 }
 
 /* ================================================================================
@@ -383,10 +379,176 @@ MK_INLINE void matmul_packed(const int32_t dt, float *y, const float *x, const v
     }
 }
 
-size_t mk_avx2_matmul_scratch(int T, int K)
+/* ================================================================================
+ * matmul, medium T (MK_AVX2_WBCAST_T <= T <= MK_AVX2_MATMUL_SMALL_T: batched
+ * decode): the roles of the packed kernel swapped. x is small, so it is the
+ * operand packed, once per call: Xp[p][k][16] = x[16p + i, k] (pack_b on x,
+ * rows past T zero). The weights are not repacked at all: a 6x16 kernel
+ * broadcasts W[n+r, k] straight from 6 weight rows (f32 rows of the mapped
+ * file, or of a block of 16-bit rows widened into scratch by a linear pass,
+ * no transpose) against two vectors of an x panel, so each weight is read
+ * from DRAM once and stays in L1 while all the panels pass over it. The tile
+ * is y^T: acc[r][h] holds y[16p + 8h .. +8, n + r].
+ * ============================================================================== */
+
+/* Rows of T from which the swapped kernel beats the dot-product tiles. */
+#define MK_AVX2_WBCAST_T 16
+
+/* out[r][i] = sum_k wr[r][k] * xp[k*16 + i], r < 6, i < 16. Meanwhile the
+ * bytes [pf, pf + pf_bytes) (weights the next calls will read from DRAM) are
+ * prefetched into L2, spread evenly over the k loop. */
+static void ukernel_w6x16(int K, const float *const *wr, const float *xp, float out[6][16],
+                          uintptr_t pf, size_t pf_bytes)
 {
-    (void)K;
-    return T <= MK_AVX2_MATMUL_SMALL_T ? 0 : (size_t)(KC * NC + MC * KC) * sizeof(float);
+    const float *w0 = wr[0], *w1 = wr[1], *w2 = wr[2], *w3 = wr[3], *w4 = wr[4], *w5 = wr[5];
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    /* lines per 16-k step, rounded up */
+    size_t steps = (size_t)(K + 15) / 16, lines = (pf_bytes / 64 + steps - 1) / steps;
+    uintptr_t pf_end = pf + pf_bytes;
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        for (size_t i = 0; i < lines && pf < pf_end; i++, pf += 64)
+            _mm_prefetch((const char *)pf, _MM_HINT_T1);
+        int k1 = k0 + 16 < K ? k0 + 16 : K;
+        for (int k = k0; k < k1; k++) {
+            __m256 b0 = _mm256_load_ps(xp + (size_t)k * 16);
+            __m256 b1 = _mm256_load_ps(xp + (size_t)k * 16 + 8);
+            __m256 a = _mm256_broadcast_ss(w0 + k);
+            c00 = _mm256_fmadd_ps(a, b0, c00);
+            c01 = _mm256_fmadd_ps(a, b1, c01);
+            a = _mm256_broadcast_ss(w1 + k);
+            c10 = _mm256_fmadd_ps(a, b0, c10);
+            c11 = _mm256_fmadd_ps(a, b1, c11);
+            a = _mm256_broadcast_ss(w2 + k);
+            c20 = _mm256_fmadd_ps(a, b0, c20);
+            c21 = _mm256_fmadd_ps(a, b1, c21);
+            a = _mm256_broadcast_ss(w3 + k);
+            c30 = _mm256_fmadd_ps(a, b0, c30);
+            c31 = _mm256_fmadd_ps(a, b1, c31);
+            a = _mm256_broadcast_ss(w4 + k);
+            c40 = _mm256_fmadd_ps(a, b0, c40);
+            c41 = _mm256_fmadd_ps(a, b1, c41);
+            a = _mm256_broadcast_ss(w5 + k);
+            c50 = _mm256_fmadd_ps(a, b0, c50);
+            c51 = _mm256_fmadd_ps(a, b1, c51);
+        }
+    }
+    _mm256_storeu_ps(out[0], c00);
+    _mm256_storeu_ps(out[0] + 8, c01);
+    _mm256_storeu_ps(out[1], c10);
+    _mm256_storeu_ps(out[1] + 8, c11);
+    _mm256_storeu_ps(out[2], c20);
+    _mm256_storeu_ps(out[2] + 8, c21);
+    _mm256_storeu_ps(out[3], c30);
+    _mm256_storeu_ps(out[3] + 8, c31);
+    _mm256_storeu_ps(out[4], c40);
+    _mm256_storeu_ps(out[4] + 8, c41);
+    _mm256_storeu_ps(out[5], c50);
+    _mm256_storeu_ps(out[5] + 8, c51);
+}
+
+/* 16-bit weight rows widened per block: ~192 KiB of f32, a multiple of 6 rows. */
+static int wbcast_block_rows(int K)
+{
+    int nblk = (int)((192u * 1024u) / ((size_t)K * sizeof(float))) / 6 * 6;
+    return nblk < 6 ? 6 : nblk;
+}
+
+/* rows n0..n1 of w[N,K] widened to f32 into dst[(n1-n0), K] (exact). */
+MK_INLINE void widen_rows(const int32_t dt, float *dst, const void *w, int K, int n0, int n1)
+{
+    size_t b = (size_t)n0 * K, n = (size_t)(n1 - n0) * K, i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, load8_w(w, b + i, dt));
+    for (; i < n; i++)
+        dst[i] = mk_load_f32(w, dt, b + i);
+}
+
+static size_t wbcast_scratch(int T, int K, int32_t dt)
+{
+    size_t xp = (size_t)((T + 15) / 16) * K * 16;
+    size_t wide = dt == MCRT_DTYPE_F32 ? 0 : (size_t)wbcast_block_rows(K) * K;
+    return (xp + wide) * sizeof(float) + 64; /* + alignment of Xp */
+}
+
+MK_INLINE void matmul_wbcast(const int32_t dt, float *y, const float *x, const void *w,
+                             const float *bias, int T, int K, int N, int n0, int n1,
+                             void *scratch)
+{
+    /* y is [T,N] (columns n0..n1); x is [T,K]; w is [N,K] */
+    float *Xp = (float *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31); /* [P][K][16] */
+    int P = (T + 15) / 16;
+    pack_b(MCRT_DTYPE_F32, Xp, x, K, 0, T, 0, K);
+    float *wide = Xp + (size_t)P * K * 16;
+    int nblk = dt == MCRT_DTYPE_F32 ? n1 - n0 : wbcast_block_rows(K);
+    float tile[6][16];
+    const size_t esz = dt == MCRT_DTYPE_F32 ? 4 : 2;
+    for (int nb = n0; nb < n1; nb += nblk) {
+        int ne = nb + nblk < n1 ? nb + nblk : n1;
+        /* what to prefetch while this block runs: 16-bit, the next block's
+         * rows (widened next); f32, each group the next group's 6 rows */
+        int nn = n1 - ne < nblk ? n1 - ne : nblk;
+        size_t ngroups = (size_t)(ne - nb + 5) / 6;
+        size_t pf_group = dt == MCRT_DTYPE_F32 ? (size_t)6 * K * esz
+                                               : ((size_t)nn * K * esz + ngroups - 1) / ngroups;
+        uintptr_t pf = (uintptr_t)w + (uintptr_t)(dt == MCRT_DTYPE_F32 ? nb + 6 : ne) * K * esz;
+        /* row n of the block at wbase + (n - nb) * K */
+        const float *wbase = (const float *)w + (size_t)nb * K;
+        if (dt != MCRT_DTYPE_F32) {
+            widen_rows(dt, wide, w, K, nb, ne);
+            wbase = wide;
+        }
+        for (int n = nb; n < ne; n += 6) {
+            int nr = ne - n < 6 ? ne - n : 6;
+            const float *wr[6]; /* rows past the block repeat its last row, never stored */
+            for (int r = 0; r < 6; r++)
+                wr[r] = wbase + (size_t)(n - nb + (r < nr ? r : nr - 1)) * K;
+            /* (integer arithmetic: the last prefetches run past w's end, harmless) */
+            size_t pf_bytes = pf_group;
+            if (dt == MCRT_DTYPE_F32 && n + 6 >= n1)
+                pf_bytes = 0;
+            if (dt != MCRT_DTYPE_F32 && nn == 0)
+                pf_bytes = 0;
+            for (int p = 0; p < P; p++) {
+                ukernel_w6x16(K, wr, Xp + (size_t)p * K * 16, tile, pf, p == 0 ? pf_bytes : 0);
+                int nt = T - 16 * p < 16 ? T - 16 * p : 16;
+                for (int i = 0; i < nt; i++) {
+                    float *yr = y + (size_t)(16 * p + i) * N + n;
+                    for (int r = 0; r < nr; r++)
+                        yr[r] = bias ? tile[r][i] + bias[n + r] : tile[r][i];
+                }
+            }
+            pf += pf_bytes;
+        }
+    }
+}
+
+/* y[T, n0..n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias), T <= MK_AVX2_MATMUL_SMALL_T. */
+MK_INLINE void matmul_small(const int32_t dt, float *y, const float *x, const void *w,
+                            const float *bias, int T, int K, int N, int n0, int n1, float *wide)
+{
+    if (T == 1) {
+        gemv_rows(dt, y, x, w, bias, K, n0, n1);
+        return;
+    }
+    if (T >= MK_AVX2_WBCAST_T) {
+        matmul_wbcast(dt, y, x, w, bias, T, K, N, n0, n1, wide);
+        return;
+    }
+    int nblk = small_block_rows(K, dt == MCRT_DTYPE_F32 ? 4 : 2);
+    for (int nb = n0; nb < n1; nb += nblk) {
+        int ne = nb + nblk < n1 ? nb + nblk : n1;
+        matmul_small_block(dt, y, x, w, bias, T, K, N, nb, ne);
+    }
+}
+
+size_t mk_avx2_matmul_scratch(int T, int K, int32_t w_dtype)
+{
+    if (T > MK_AVX2_MATMUL_SMALL_T)
+        return (size_t)(KC * NC + MC * KC) * sizeof(float);
+    if (T >= MK_AVX2_WBCAST_T)
+        return wbcast_scratch(T, K, w_dtype);
+    return 0;
 }
 
 void mk_avx2_matmul(float *y, const float *x, const void *w, int32_t w_dtype, const float *bias,
@@ -395,9 +557,9 @@ void mk_avx2_matmul(float *y, const float *x, const void *w, int32_t w_dtype, co
     /* y is [T,N] (columns n0..n1 written); x is [T,K]; w is [N,K]; bias is [N] */
     if (T <= MK_AVX2_MATMUL_SMALL_T) {
         switch (w_dtype) {
-        case MCRT_DTYPE_F32: matmul_small(MCRT_DTYPE_F32, y, x, w, bias, T, K, N, n0, n1); break;
-        case MCRT_DTYPE_BF16: matmul_small(MCRT_DTYPE_BF16, y, x, w, bias, T, K, N, n0, n1); break;
-        default: matmul_small(MCRT_DTYPE_F16, y, x, w, bias, T, K, N, n0, n1); break;
+        case MCRT_DTYPE_F32: matmul_small(MCRT_DTYPE_F32, y, x, w, bias, T, K, N, n0, n1, scratch); break;
+        case MCRT_DTYPE_BF16: matmul_small(MCRT_DTYPE_BF16, y, x, w, bias, T, K, N, n0, n1, scratch); break;
+        default: matmul_small(MCRT_DTYPE_F16, y, x, w, bias, T, K, N, n0, n1, scratch); break;
         }
         return;
     }
@@ -515,14 +677,14 @@ void mk_avx2_rmsnorm_rows(float *out, float *resid_out, const float *x, const fl
  *   factor exp(m_old - m_new) for the running denominator l and numerator
  *   acc[HS], probabilities p = exp(S - m),
  *   acc += P V (2 rows x 32 channels register tiles).
- * Rows are padded to an even count with a dummy row that is always masked.
+ * An odd last row (decode: the only row when R = 1) goes through 1-row kernels.
  * ============================================================================== */
 
 enum { ACH = 64 };
 
 size_t mk_avx2_attention_scratch(int rows, int HS)
 {
-    size_t r2 = (size_t)rows + 1; /* the dummy row */
+    size_t r2 = (size_t)rows;
     size_t floats = r2 * (2 * (size_t)HS + ACH + 3);
     return floats * sizeof(float) + 2 * (ACH + 4) * sizeof(const float *) + 128;
 }
@@ -618,31 +780,81 @@ MK_INLINE void pv_2rows(float *acc0, float *acc1, const float *p0, const float *
     }
 }
 
+/* s0[0..4) = q0 . k[0..4): the odd last row of a block (decode: the only one). */
+MK_INLINE void score_1x4(const float *q0, const float *const *kp, int HS, float *s0)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float *k0 = kp[0], *k1 = kp[1], *k2 = kp[2], *k3 = kp[3];
+    int c = 0;
+    for (; c + 8 <= HS; c += 8) {
+        __m256 x0 = _mm256_loadu_ps(q0 + c);
+        a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k0 + c), a0);
+        a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k1 + c), a1);
+        a2 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k2 + c), a2);
+        a3 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(k3 + c), a3);
+    }
+    __m256 g0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    _mm_storeu_ps(s0, _mm_add_ps(_mm256_castps256_ps128(g0), _mm256_extractf128_ps(g0, 1)));
+    for (; c < HS; c++) /* HS % 8 tail */
+        for (int j = 0; j < 4; j++)
+            s0[j] += q0[c] * kp[j][c];
+}
+
+/* acc0 += sum_j p0[j] v_j over n keys, all HS channels (one row). */
+MK_INLINE void pv_1row(float *acc0, const float *p0, const float *const *vp, int n, int HS)
+{
+    int c = 0;
+    for (; c + 32 <= HS; c += 32) {
+        __m256 a0 = _mm256_loadu_ps(acc0 + c), a1 = _mm256_loadu_ps(acc0 + c + 8);
+        __m256 a2 = _mm256_loadu_ps(acc0 + c + 16), a3 = _mm256_loadu_ps(acc0 + c + 24);
+        for (int j = 0; j < n; j++) {
+            const float *v = vp[j] + c;
+            __m256 w0 = _mm256_broadcast_ss(p0 + j);
+            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v), a0);
+            a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v + 8), a1);
+            a2 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v + 16), a2);
+            a3 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(v + 24), a3);
+        }
+        _mm256_storeu_ps(acc0 + c, a0);
+        _mm256_storeu_ps(acc0 + c + 8, a1);
+        _mm256_storeu_ps(acc0 + c + 16, a2);
+        _mm256_storeu_ps(acc0 + c + 24, a3);
+    }
+    for (; c + 8 <= HS; c += 8) {
+        __m256 a0 = _mm256_loadu_ps(acc0 + c);
+        for (int j = 0; j < n; j++)
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p0 + j), _mm256_loadu_ps(vp[j] + c), a0);
+        _mm256_storeu_ps(acc0 + c, a0);
+    }
+    for (; c < HS; c++) {
+        float a0 = acc0[c];
+        for (int j = 0; j < n; j++)
+            a0 += p0[j] * vp[j][c];
+        acc0[c] = a0;
+    }
+}
+
 void mk_avx2_attention_block(float *out, const float *q, const float *k_cache,
                              const float *v_cache, const int32_t *table_row, int pos0, int nq,
                              int g, float scale, int NH, int R, int NKV, int HS, int BS,
                              void *scratch)
 {
     /* out, q are [nq,NH,HS] (the block's tokens); heads g*R .. g*R+R-1 */
-    int rows = nq * R, rows2 = rows + (rows & 1);
+    int rows = nq * R;
     const float **kp = scratch;               /* [ACH+4] key pointers of the chunk */
     const float **vp = kp + ACH + 4;          /* [ACH+4] value pointers */
-    float *qs = (float *)(vp + ACH + 4);      /* [rows2,HS] scaled queries */
-    float *acc = qs + (size_t)rows2 * HS;     /* [rows2,HS] running numerators */
-    float *S = acc + (size_t)rows2 * HS;      /* [rows2,ACH] scores, then probabilities */
-    float *m = S + (size_t)rows2 * ACH;       /* [rows2] running max */
-    float *l = m + rows2;                     /* [rows2] running denominators */
-    float *corr = l + rows2;                  /* [rows2] this chunk's rescale factors */
+    float *qs = (float *)(vp + ACH + 4);      /* [rows,HS] scaled queries */
+    float *acc = qs + (size_t)rows * HS;      /* [rows,HS] running numerators */
+    float *S = acc + (size_t)rows * HS;       /* [rows,ACH] scores, then probabilities */
+    float *m = S + (size_t)rows * ACH;        /* [rows] running max */
+    float *l = m + rows;                      /* [rows] running denominators */
+    float *corr = l + rows;                   /* [rows] this chunk's rescale factors */
 
-    for (int i = 0; i < rows2; i++) {
+    for (int i = 0; i < rows; i++) {
         float *qi = qs + (size_t)i * HS;
-        if (i < rows) {
-            const float *src = q + ((size_t)(i / R) * NH + (size_t)g * R + i % R) * HS;
-            for (int c = 0; c < HS; c++)
-                qi[c] = src[c] * scale;
-        } else {
-            memset(qi, 0, (size_t)HS * sizeof(float));
-        }
+        const float *src = q + ((size_t)(i / R) * NH + (size_t)g * R + i % R) * HS;
+        for (int c = 0; c < HS; c++)
+            qi[c] = src[c] * scale;
         memset(acc + (size_t)i * HS, 0, (size_t)HS * sizeof(float));
         m[i] = -INFINITY;
         l[i] = 0.0f;
@@ -656,15 +868,19 @@ void mk_avx2_attention_block(float *out, const float *q, const float *k_cache,
         }
         for (int j = n; j < n4; j++) /* pad the last 4-key tile; masked below */
             kp[j] = vp[j] = kp[n - 1];
-        /* S = Q K^T */
-        for (int i = 0; i < rows2; i += 2)
+        /* S = Q K^T: pairs of rows, then the odd last row */
+        int i2 = 0;
+        for (; i2 + 2 <= rows; i2 += 2)
             for (int j = 0; j < n4; j += 4)
-                score_2x4(qs + (size_t)i * HS, qs + (size_t)(i + 1) * HS, kp + j, HS,
-                          S + (size_t)i * ACH + j, S + (size_t)(i + 1) * ACH + j);
+                score_2x4(qs + (size_t)i2 * HS, qs + (size_t)(i2 + 1) * HS, kp + j, HS,
+                          S + (size_t)i2 * ACH + j, S + (size_t)(i2 + 1) * ACH + j);
+        if (i2 < rows)
+            for (int j = 0; j < n4; j += 4)
+                score_1x4(qs + (size_t)i2 * HS, kp + j, HS, S + (size_t)i2 * ACH + j);
         /* the online softmax, row by row */
-        for (int i = 0; i < rows2; i++) {
+        for (int i = 0; i < rows; i++) {
             float *s = S + (size_t)i * ACH;
-            int valid = i < rows ? pos0 + i / R - j0 + 1 : 0; /* keys <= the row's position */
+            int valid = pos0 + i / R - j0 + 1; /* keys <= the row's position */
             if (valid > n)
                 valid = n;
             if (valid <= 0) { /* nothing for this row in this chunk */
@@ -698,15 +914,17 @@ void mk_avx2_attention_block(float *out, const float *q, const float *k_cache,
             m[i] = m_new;
         }
         /* acc = acc * corr + P V */
-        for (int i = 0; i < rows2; i++)
+        for (int i = 0; i < rows; i++)
             if (corr[i] != 1.0f) {
                 float *ai = acc + (size_t)i * HS;
                 for (int c = 0; c < HS; c++)
                     ai[c] *= corr[i];
             }
-        for (int i = 0; i < rows2; i += 2)
-            pv_2rows(acc + (size_t)i * HS, acc + (size_t)(i + 1) * HS, S + (size_t)i * ACH,
-                     S + (size_t)(i + 1) * ACH, vp, n, HS);
+        for (i2 = 0; i2 + 2 <= rows; i2 += 2)
+            pv_2rows(acc + (size_t)i2 * HS, acc + (size_t)(i2 + 1) * HS, S + (size_t)i2 * ACH,
+                     S + (size_t)(i2 + 1) * ACH, vp, n, HS);
+        if (i2 < rows)
+            pv_1row(acc + (size_t)i2 * HS, S + (size_t)i2 * ACH, vp, n, HS);
     }
     for (int i = 0; i < rows; i++) {
         float inv = 1.0f / l[i];

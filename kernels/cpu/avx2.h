@@ -26,7 +26,7 @@
 void mk_avx2_matmul(float *y, const float *x, const void *w, int32_t w_dtype, const float *bias,
                     int T, int K, int N, int n0, int n1, void *scratch);
 /* Scratch bytes per thread that mk_avx2_matmul needs for these shapes. */
-size_t mk_avx2_matmul_scratch(int T, int K);
+size_t mk_avx2_matmul_scratch(int T, int K, int32_t w_dtype);
 
 /* Fused residual + norm over rows (contract of layernorm_forward in ops.h);
  * out [T,C], resid_out [T,C] or NULL, x [T,C], r [T,C] or NULL. */

@@ -5,8 +5,8 @@
  * context's ISA level is MK_ISA_AVX2) or the reference loops themselves (the
  * portable path). Matmul with f32 weights goes to OpenBLAS when the build has
  * it (one single-threaded sgemm/sgemv per pool thread on its own columns),
- * except for T <= MK_AVX2_MATMUL_SMALL_T on AVX2, where the own unpacked
- * kernels are faster.
+ * except for T <= MK_AVX2_MATMUL_SMALL_T on AVX2, where the own kernels,
+ * which read each weight from DRAM once, are faster.
  *
  * Work split (thread i gets contiguous items; chunks are claimed dynamically):
  *   matmul       columns of W, in multiples of 16     (each weight read once)
@@ -218,7 +218,7 @@ mcrt_status matmul_forward_cpu_fast(float *y, const float *x, const void *w, int
 #if MK_HAVE_AVX2
     else if (use_avx2(ctx)) {
         j.path = 1;
-        mcrt_status st = mk_ctx_reserve(ctx, mk_avx2_matmul_scratch(T, K));
+        mcrt_status st = mk_ctx_reserve(ctx, mk_avx2_matmul_scratch(T, K, w_dtype));
         if (st != MCRT_OK)
             return st;
     }

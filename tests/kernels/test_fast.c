@@ -120,6 +120,9 @@ static const struct {
     {2, 33, 31, 1},  {3, 100, 64, 0}, {4, 257, 129, 1}, {5, 64, 48, 1}, {6, 17, 16, 0},
     {7, 300, 33, 1}, {13, 129, 100, 0}, {64, 256, 130, 1}, {130, 96, 20, 1}, {1, 1000, 1, 0},
     {17, 8, 1, 1},   {49, 20, 33, 1}, {50, 300, 40, 1}, {55, 40, 1601, 0}, {7, 40, 1601, 1},
+    /* 16 <= T <= 48 (batched decode): x packed in 16-row panels, weights broadcast in
+     * groups of 6 rows, 16-bit rows widened in blocks (K = 769: 60 rows, K = 3072: 12) */
+    {16, 64, 7, 1},  {33, 100, 61, 0}, {48, 769, 250, 1}, {31, 3072, 20, 1}, {47, 24, 6, 0},
 };
 static const int32_t mm_dtypes[] = {MCRT_DTYPE_F32, MCRT_DTYPE_BF16, MCRT_DTYPE_F16};
 

@@ -4,6 +4,10 @@
  * drives it. The mcrt side of tools/bench/model/run.py (README.md there).
  *
  *   bench-model --model DIR [--threads N] [--quick] [--json] [--plugin-dir D]
+ *               [--only prefill|decode1|decode8|decode32] [--repeat N]
+ *
+ * --only runs one phase (the others print 0) and --repeat N runs it N times
+ * (reporting the best): for profilers (perf record -- bench-model --only ...).
  *
  * DIR holds config.yaml (a model section, load: .) and model.safetensors, as
  * make_model.py writes them. Measures, in one process:
@@ -98,7 +102,8 @@ static void step(bench *b, int S, const int *n, const int *ctx_len, int MB)
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *plugin_dir = NULL;
-    int threads = 0, quick = 0, json = 0;
+    const char *only = NULL;
+    int threads = 0, quick = 0, json = 0, repeat = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
             dir = argv[++i];
@@ -110,14 +115,24 @@ int main(int argc, char **argv)
             quick = 1;
         else if (strcmp(argv[i], "--json") == 0)
             json = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc)
+            repeat = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench-model --model DIR [--threads N] [--quick] [--json] "
-                            "[--plugin-dir D]\n");
+                            "[--plugin-dir D] [--only prefill|decode1|decode8|decode32] "
+                            "[--repeat N]\n");
             return 2;
         }
     }
     if (dir == NULL)
         die("--model DIR is required");
+    if (only != NULL && strcmp(only, "prefill") != 0 && strcmp(only, "decode1") != 0 &&
+        strcmp(only, "decode8") != 0 && strcmp(only, "decode32") != 0)
+        die("--only takes prefill, decode1, decode8 or decode32");
+    if (repeat < 1)
+        die("--repeat takes a count >= 1");
     if (threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         threads = nc > 0 ? (int)nc : 1;
@@ -233,14 +248,14 @@ int main(int argc, char **argv)
     b.table_store = malloc(sizeof(int32_t) * (size_t)max_b * MBmax);
 
     /* prefill: sequence 0 on blocks 0..P/BS-1 */
-    double prefill[2];
+    double prefill[2] = {0, 0};
     static const int Ps[] = {128, 512};
-    for (int pi = 0; pi < 2; pi++) {
+    for (int pi = 0; pi < 2 && (only == NULL || strcmp(only, "prefill") == 0); pi++) {
         int P = Ps[pi], MB = P / BS, n[1] = {P}, c0[1] = {0};
         for (int k = 0; k < MB; k++)
             b.table_store[k] = k;
         double best = 1e30;
-        int reps = quick ? 2 : (P == 128 ? 6 : 3);
+        int reps = (quick ? 2 : (P == 128 ? 6 : 3)) * repeat;
         for (int r = 0; r < reps + 1; r++) { /* the first run faults the weights in */
             double t1 = bench_now_s();
             step(&b, 1, n, c0, MB);
@@ -251,7 +266,7 @@ int main(int argc, char **argv)
         prefill[pi] = P / best;
     }
     /* decode: the shared 128-token prompt on blocks 0..7, then each sequence's own */
-    double decode[3];
+    double decode[3] = {0, 0, 0};
     {
         int n[1] = {PROMPT}, c0[1] = {0};
         for (int k = 0; k < PROMPT / BS; k++)
@@ -260,6 +275,10 @@ int main(int argc, char **argv)
     }
     for (int bi = 0; bi < 3; bi++) {
         int B = Bs[bi], MB = mb_decode;
+        char phase[16];
+        snprintf(phase, sizeof phase, "decode%d", B);
+        if (only != NULL && strcmp(only, phase) != 0)
+            continue;
         int n[32], c[32];
         for (int s = 0; s < B; s++) {
             for (int k = 0; k < MB; k++)
@@ -267,13 +286,17 @@ int main(int argc, char **argv)
                     k < PROMPT / BS ? k : PROMPT / BS + s * (MB - PROMPT / BS) + (k - PROMPT / BS);
             n[s] = 1;
         }
-        double t1 = bench_now_s();
-        for (int dstep = 0; dstep < D; dstep++) {
-            for (int s = 0; s < B; s++)
-                c[s] = PROMPT + dstep;
-            step(&b, B, n, c, MB);
+        for (int r = 0; r < repeat; r++) {
+            double t1 = bench_now_s();
+            for (int dstep = 0; dstep < D; dstep++) {
+                for (int s = 0; s < B; s++)
+                    c[s] = PROMPT + dstep;
+                step(&b, B, n, c, MB);
+            }
+            double rate = (double)B * D / (bench_now_s() - t1);
+            if (rate > decode[bi])
+                decode[bi] = rate;
         }
-        decode[bi] = (double)B * D / (bench_now_s() - t1);
     }
     long rss = peak_rss_kib();
     if (getenv("BENCH_DEBUG"))
