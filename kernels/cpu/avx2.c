@@ -379,6 +379,20 @@ MK_INLINE void matmul_packed(const int32_t dt, float *y, const float *x, const v
     }
 }
 
+void mk_avx2_widen(float *dst, const void *w, int32_t w_dtype, size_t start, size_t n)
+{
+    /* dst is [n]; w elements start .. start+n */
+    size_t i = 0;
+    if (w_dtype == MCRT_DTYPE_BF16)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, load8_w(w, start + i, MCRT_DTYPE_BF16));
+    else if (w_dtype == MCRT_DTYPE_F16)
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(dst + i, load8_w(w, start + i, MCRT_DTYPE_F16));
+    for (; i < n; i++)
+        dst[i] = mk_load_f32(w, w_dtype, start + i);
+}
+
 /* ================================================================================
  * matmul, medium T (MK_AVX2_WBCAST_T <= T <= MK_AVX2_MATMUL_SMALL_T: batched
  * decode): the roles of the packed kernel swapped. x is small, so it is the

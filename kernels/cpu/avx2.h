@@ -25,6 +25,9 @@
  * F32, BF16 or F16. n1 - n0 need not be a multiple of anything. */
 void mk_avx2_matmul(float *y, const float *x, const void *w, int32_t w_dtype, const float *bias,
                     int T, int K, int N, int n0, int n1, void *scratch);
+/* dst[0..n) = w[start .. start+n) widened to f32 (exact); w of dtype F32,
+ * BF16 or F16. */
+void mk_avx2_widen(float *dst, const void *w, int32_t w_dtype, size_t start, size_t n);
 /* Scratch bytes per thread that mk_avx2_matmul needs for these shapes. */
 size_t mk_avx2_matmul_scratch(int T, int K, int32_t w_dtype);
 

@@ -155,17 +155,16 @@ typedef struct matmul_job {
     int32_t w_dtype;
     const float *bias;
     int T, K, N;
-    int path; /* 0 reference loops, 1 AVX2, 2 OpenBLAS */
+    int path; /* 0 reference loops, 1 AVX2, 2 OpenBLAS, 3 OpenBLAS on widened blocks */
     mk_ctx *ctx;
 } matmul_job;
 
 #if MK_HAVE_OPENBLAS
-/* Columns [n0, n1) through OpenBLAS: the bias is copied into y first and
- * beta = 1 adds the product to it. */
-static void matmul_blas_cols(const matmul_job *j, int n0, int n1)
+/* Columns [n0, n1) through OpenBLAS, with wn = rows n0..n1 of the weights as
+ * f32: the bias is copied into y first and beta = 1 adds the product to it. */
+static void blas_cols(const matmul_job *j, const float *wn, int n0, int n1)
 {
     int nc = n1 - n0;
-    const float *wn = (const float *)j->w + (size_t)n0 * j->K;
     float beta = 0.0f;
     if (j->bias) {
         for (int t = 0; t < j->T; t++)
@@ -179,6 +178,32 @@ static void matmul_blas_cols(const matmul_job *j, int n0, int n1)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nc, j->K, 1.0f, j->x, j->K, wn,
                     j->K, beta, j->y + n0, j->N);
 }
+
+static void matmul_blas_cols(const matmul_job *j, int n0, int n1)
+{
+    blas_cols(j, (const float *)j->w + (size_t)n0 * j->K, n0, n1);
+}
+
+#if MK_HAVE_AVX2
+/* 16-bit weights at prefill sizes: blocks of rows widened to f32 into the
+ * thread's scratch (~1 MiB, never a copy of the whole matrix), each through
+ * sgemm. The widening is one linear pass, 1/T of sgemm's work per weight. */
+static int widen_block_rows(int K)
+{
+    int rows = (int)((1u << 20) / ((size_t)K * sizeof(float))) / 16 * 16;
+    return rows < 16 ? 16 : rows;
+}
+
+static void matmul_blas_widened_cols(const matmul_job *j, int n0, int n1, float *wide)
+{
+    int rows = widen_block_rows(j->K);
+    for (int nb = n0; nb < n1; nb += rows) {
+        int ne = nb + rows < n1 ? nb + rows : n1;
+        mk_avx2_widen(wide, j->w, j->w_dtype, (size_t)nb * j->K, (size_t)(ne - nb) * j->K);
+        blas_cols(j, wide, nb, ne);
+    }
+}
+#endif
 #endif
 
 static void matmul_range(void *arg, int64_t b, int64_t e, int thread)
@@ -187,6 +212,9 @@ static void matmul_range(void *arg, int64_t b, int64_t e, int thread)
     switch (j->path) {
 #if MK_HAVE_OPENBLAS
     case 2: matmul_blas_cols(j, (int)b, (int)e); return;
+#if MK_HAVE_AVX2
+    case 3: matmul_blas_widened_cols(j, (int)b, (int)e, mk_ctx_scratch(j->ctx, thread)); return;
+#endif
 #endif
 #if MK_HAVE_AVX2
     case 1:
@@ -215,6 +243,15 @@ mcrt_status matmul_forward_cpu_fast(float *y, const float *x, const void *w, int
 #endif
     if (w_dtype == MCRT_DTYPE_F32 && ctx->use_blas && !small)
         j.path = 2;
+#if MK_HAVE_AVX2 && MK_HAVE_OPENBLAS
+    else if (ctx->use_blas && !small && use_avx2(ctx)) {
+        j.path = 3;
+        mcrt_status st =
+            mk_ctx_reserve(ctx, (size_t)widen_block_rows(K) * (size_t)K * sizeof(float));
+        if (st != MCRT_OK)
+            return st;
+    }
+#endif
 #if MK_HAVE_AVX2
     else if (use_avx2(ctx)) {
         j.path = 1;
