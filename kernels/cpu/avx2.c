@@ -848,6 +848,17 @@ MK_INLINE void pv_1row(float *acc0, const float *p0, const float *const *vp, int
     }
 }
 
+/* dst[0..n) = src[0..n) * f (dst may be src). */
+MK_INLINE void scale_row(float *dst, const float *src, float f, int n)
+{
+    __m256 vf = _mm256_set1_ps(f);
+    int c = 0;
+    for (; c + 8 <= n; c += 8)
+        _mm256_storeu_ps(dst + c, _mm256_mul_ps(_mm256_loadu_ps(src + c), vf));
+    for (; c < n; c++)
+        dst[c] = src[c] * f;
+}
+
 void mk_avx2_attention_block(float *out, const float *q, const float *k_cache,
                              const float *v_cache, const int32_t *table_row, int pos0, int nq,
                              int g, float scale, int NH, int R, int NKV, int HS, int BS,
@@ -867,8 +878,7 @@ void mk_avx2_attention_block(float *out, const float *q, const float *k_cache,
     for (int i = 0; i < rows; i++) {
         float *qi = qs + (size_t)i * HS;
         const float *src = q + ((size_t)(i / R) * NH + (size_t)g * R + i % R) * HS;
-        for (int c = 0; c < HS; c++)
-            qi[c] = src[c] * scale;
+        scale_row(qi, src, scale, HS);
         memset(acc + (size_t)i * HS, 0, (size_t)HS * sizeof(float));
         m[i] = -INFINITY;
         l[i] = 0.0f;
@@ -929,11 +939,8 @@ void mk_avx2_attention_block(float *out, const float *q, const float *k_cache,
         }
         /* acc = acc * corr + P V */
         for (int i = 0; i < rows; i++)
-            if (corr[i] != 1.0f) {
-                float *ai = acc + (size_t)i * HS;
-                for (int c = 0; c < HS; c++)
-                    ai[c] *= corr[i];
-            }
+            if (corr[i] != 1.0f)
+                scale_row(acc + (size_t)i * HS, acc + (size_t)i * HS, corr[i], HS);
         for (i2 = 0; i2 + 2 <= rows; i2 += 2)
             pv_2rows(acc + (size_t)i2 * HS, acc + (size_t)(i2 + 1) * HS, S + (size_t)i2 * ACH,
                      S + (size_t)(i2 + 1) * ACH, vp, n, HS);
@@ -943,8 +950,7 @@ void mk_avx2_attention_block(float *out, const float *q, const float *k_cache,
     for (int i = 0; i < rows; i++) {
         float inv = 1.0f / l[i];
         float *oi = out + ((size_t)(i / R) * NH + (size_t)g * R + i % R) * HS;
-        for (int c = 0; c < HS; c++)
-            oi[c] = acc[(size_t)i * HS + c] * inv;
+        scale_row(oi, acc + (size_t)i * HS, inv, HS);
     }
 }
 
