@@ -383,6 +383,10 @@ void mk_avx2_widen(float *dst, const void *w, int32_t w_dtype, size_t start, siz
 {
     /* dst is [n]; w elements start .. start+n */
     size_t i = 0;
+    if (w_dtype == MCRT_DTYPE_F32) {
+        memcpy(dst, (const float *)w + start, n * sizeof(float));
+        return;
+    }
     if (w_dtype == MCRT_DTYPE_BF16)
         for (; i + 8 <= n; i += 8)
             _mm256_storeu_ps(dst + i, load8_w(w, start + i, MCRT_DTYPE_BF16));
@@ -395,8 +399,8 @@ void mk_avx2_widen(float *dst, const void *w, int32_t w_dtype, size_t start, siz
 
 /* ================================================================================
  * matmul, medium T (MK_AVX2_WBCAST_T <= T <= MK_AVX2_MATMUL_SMALL_T: batched
- * decode): the roles of the packed kernel swapped. x is small, so it is the
- * operand packed, once per call: Xp[p][k][16] = x[16p + i, k] (pack_b on x,
+ * decode, short prefill chunks): the roles of the packed kernel swapped. x
+ * is small, so it is the operand packed, once per call: Xp[p][k][16] = x[16p + i, k] (pack_b on x,
  * rows past T zero). The weights are not repacked at all: a 6x16 kernel
  * broadcasts W[n+r, k] straight from 6 weight rows (f32 rows of the mapped
  * file, or of a block of 16-bit rows widened into scratch by a linear pass,

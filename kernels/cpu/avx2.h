@@ -16,10 +16,12 @@
 
 #include "../ops.h" /* mk_act */
 
-/* Rows of T at or below which matmul uses the unpacked dot-product kernels
- * (each weight is read once, straight from the mapped file); above it, the
- * packed 6x16 outer-product kernel that converts W tiles into scratch. */
-#define MK_AVX2_MATMUL_SMALL_T 48
+/* Rows of T at or below which matmul uses the kernels that read each weight
+ * from DRAM once, without repacking it (row dot products, 4x3 dot-product
+ * tiles, or 6 broadcast weight rows against packed x panels); above it,
+ * OpenBLAS or the packed 6x16 outer-product kernel that converts W tiles
+ * into scratch. */
+#define MK_AVX2_MATMUL_SMALL_T 128
 
 /* Columns [n0, n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias [N]); w of dtype
  * F32, BF16 or F16. n1 - n0 need not be a multiple of anything. */
