@@ -209,15 +209,10 @@ static int small_block_rows(int K, size_t wsize)
 }
 
 /* ================================================================================
- * matmul, large T: BLIS-style. For each block of NC columns and KC of K, the
- * W tile is widened and transposed into scratch as 16-column panels
- * Bp[k][16] (about 1.5 MiB: L3); for each block of MC rows, x is packed as
- * 6-row panels Ap[k][6] (72 KiB: L2); a 6x16 register-blocked outer-product
- * kernel (12 accumulators, 2 loads and 6 broadcasts per 12 FMAs) sweeps the
- * row panels over each column panel (16 KiB: L1).
+ * packing helpers
  * ============================================================================== */
 
-enum { MR = 6, NR = 16, KC = 256, NC = 1536, MC = 72 };
+enum { PANEL = 16 }; /* x panel width: two 8-float vectors */
 
 /* 8x8 transpose of f32 registers. */
 MK_INLINE void transpose8(__m256 *r)
@@ -241,12 +236,13 @@ MK_INLINE void transpose8(__m256 *r)
 }
 
 /* Bp [nc16/16][kc][16] (nc16 = nc rounded up to 16, padding columns zero)
- * from w rows nb .. nb+nc, k columns kb .. kb+kc. */
-MK_INLINE void pack_b(const int32_t dt, float *Bp, const void *w, int K, int nb, int nc, int kb,
-                      int kc)
+ * from w rows nb .. nb+nc, k columns kb .. kb+kc: rows transposed into
+ * 16-row panels (the x panels of the broadcast-weights kernel below). */
+MK_INLINE void pack_panels(const int32_t dt, float *Bp, const void *w, int K, int nb, int nc,
+                           int kb, int kc)
 {
-    for (int j = 0; j < nc; j += NR) {
-        float *panel = Bp + (size_t)(j / NR) * kc * NR;
+    for (int j = 0; j < nc; j += PANEL) {
+        float *panel = Bp + (size_t)(j / PANEL) * kc * PANEL;
         for (int half = 0; half < 2; half++) {
             int r0 = j + half * 8; /* first of 8 w rows, relative to nb */
             int k = 0;
@@ -257,124 +253,12 @@ MK_INLINE void pack_b(const int32_t dt, float *Bp, const void *w, int K, int nb,
                                        : _mm256_setzero_ps();
                 transpose8(r); /* r[q] = column k+q of the 8 rows */
                 for (int q = 0; q < 8; q++)
-                    _mm256_store_ps(panel + (size_t)(k + q) * NR + half * 8, r[q]);
+                    _mm256_store_ps(panel + (size_t)(k + q) * PANEL + half * 8, r[q]);
             }
             for (; k < kc; k++) /* kc % 8 tail */
                 for (int i = 0; i < 8; i++)
-                    panel[(size_t)k * NR + half * 8 + i] =
+                    panel[(size_t)k * PANEL + half * 8 + i] =
                         r0 + i < nc ? mk_load_f32(w, dt, (size_t)(nb + r0 + i) * K + kb + k) : 0.0f;
-        }
-    }
-}
-
-/* C[mr, nr] (=|+=) A[mr, kc] . Bp[kc, 16]; A packed as Ap[kc][6], C at ldc.
- * first: C = bias (or 0) + AB, else C += AB. */
-static void ukernel_6x16(int mr, int nr, int kc, const float *a, const float *b, float *c,
-                         size_t ldc, int first, const float *bias)
-{
-    /* the C tile is read (or written) only after the k loop: fetch it now,
-     * it is rarely still in L1/L2 (T x NC floats of y between visits) */
-    for (int i = 0; i < mr; i++) {
-        _mm_prefetch((const char *)(c + (size_t)i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + (size_t)i * ldc + NR - 1), _MM_HINT_T0);
-    }
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    for (int k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(b + (size_t)k * NR), b1 = _mm256_load_ps(b + (size_t)k * NR + 8);
-        __m256 av;
-        av = _mm256_broadcast_ss(a + (size_t)k * MR + 0);
-        c00 = _mm256_fmadd_ps(av, b0, c00);
-        c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a + (size_t)k * MR + 1);
-        c10 = _mm256_fmadd_ps(av, b0, c10);
-        c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a + (size_t)k * MR + 2);
-        c20 = _mm256_fmadd_ps(av, b0, c20);
-        c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a + (size_t)k * MR + 3);
-        c30 = _mm256_fmadd_ps(av, b0, c30);
-        c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a + (size_t)k * MR + 4);
-        c40 = _mm256_fmadd_ps(av, b0, c40);
-        c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a + (size_t)k * MR + 5);
-        c50 = _mm256_fmadd_ps(av, b0, c50);
-        c51 = _mm256_fmadd_ps(av, b1, c51);
-    }
-    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    if (mr == MR && nr == NR) {
-        __m256 bb0 = _mm256_setzero_ps(), bb1 = _mm256_setzero_ps();
-        if (first && bias) {
-            bb0 = _mm256_loadu_ps(bias);
-            bb1 = _mm256_loadu_ps(bias + 8);
-        }
-        for (int i = 0; i < MR; i++) {
-            float *ci = c + (size_t)i * ldc;
-            __m256 o0 = first ? bb0 : _mm256_loadu_ps(ci);
-            __m256 o1 = first ? bb1 : _mm256_loadu_ps(ci + 8);
-            _mm256_storeu_ps(ci, _mm256_add_ps(o0, acc[i][0]));
-            _mm256_storeu_ps(ci + 8, _mm256_add_ps(o1, acc[i][1]));
-        }
-        return;
-    }
-    float tmp[MR][NR];
-    for (int i = 0; i < MR; i++) {
-        _mm256_storeu_ps(tmp[i], acc[i][0]);
-        _mm256_storeu_ps(tmp[i] + 8, acc[i][1]);
-    }
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float *cij = c + (size_t)i * ldc + j;
-            float base = first ? (bias ? bias[j] : 0.0f) : *cij;
-            *cij = base + tmp[i][j];
-        }
-}
-
-/* Ap [ceil(mt/6)][kc][6] from x rows t0 .. t0+mt, k columns kb .. kb+kc (rows
- * past mt repeat the last row; their results are never stored). */
-static void pack_a(float *Ap, const float *x, int K, int t0, int mt, int kb, int kc)
-{
-    for (int i = 0; i < mt; i += MR) {
-        float *tile = Ap + (size_t)(i / MR) * kc * MR;
-        const float *rows[MR];
-        for (int r = 0; r < MR; r++)
-            rows[r] = x + (size_t)(t0 + (i + r < mt ? i + r : mt - 1)) * K + kb;
-        for (int k = 0; k < kc; k++)
-            for (int r = 0; r < MR; r++)
-                tile[(size_t)k * MR + r] = rows[r][k];
-    }
-}
-
-/* y[T, n0..n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias), any T; Bp is the
- * scratch (KC*NC floats for B, then MC*KC for A). */
-MK_INLINE void matmul_packed(const int32_t dt, float *y, const float *x, const void *w,
-                             const float *bias, int T, int K, int N, int n0, int n1, float *Bp)
-{
-    float *Ap = Bp + (size_t)KC * NC; /* after the B tile in scratch */
-    for (int nb = n0; nb < n1; nb += NC) {
-        int nc = nb + NC < n1 ? NC : n1 - nb;
-        for (int kb = 0; kb < K; kb += KC) {
-            int kc = kb + KC < K ? KC : K - kb;
-            pack_b(dt, Bp, w, K, nb, nc, kb, kc);
-            for (int tb = 0; tb < T; tb += MC) {
-                int te = tb + MC < T ? tb + MC : T;
-                pack_a(Ap, x, K, tb, te - tb, kb, kc);
-                for (int j = 0; j < nc; j += NR) {
-                    int nr = nc - j < NR ? nc - j : NR;
-                    const float *panel = Bp + (size_t)(j / NR) * kc * NR;
-                    for (int t = tb; t < te; t += MR) {
-                        int mr = te - t < MR ? te - t : MR;
-                        ukernel_6x16(mr, nr, kc, Ap + (size_t)((t - tb) / MR) * kc * MR, panel,
-                                     y + (size_t)t * N + nb + j, (size_t)N, kb == 0,
-                                     bias ? bias + nb + j : NULL);
-                    }
-                }
-            }
         }
     }
 }
@@ -398,9 +282,9 @@ void mk_avx2_widen(float *dst, const void *w, int32_t w_dtype, size_t start, siz
 }
 
 /* ================================================================================
- * matmul, medium T (MK_AVX2_WBCAST_T <= T <= MK_AVX2_MATMUL_SMALL_T: batched
- * decode, short prefill chunks): the roles of the packed kernel swapped. x
- * is small, so it is the operand packed, once per call: Xp[p][k][16] = x[16p + i, k] (pack_b on x,
+ * matmul, T >= MK_AVX2_WBCAST_T (batched decode, prefill): the roles of the
+ * BLIS packed kernel swapped. x is the operand packed, once per call and
+ * block of up to 128 rows: Xp[p][k][16] = x[16p + i, k] (pack_panels on x,
  * rows past T zero). The weights are not repacked at all: a 6x16 kernel
  * broadcasts W[n+r, k] straight from 6 weight rows (f32 rows of the mapped
  * file, or of a block of 16-bit rows widened into scratch by a linear pass,
@@ -496,7 +380,7 @@ MK_INLINE void matmul_wbcast(const int32_t dt, float *y, const float *x, const v
     /* y is [T,N] (columns n0..n1); x is [T,K]; w is [N,K] */
     float *Xp = (float *)(((uintptr_t)scratch + 31) & ~(uintptr_t)31); /* [P][K][16] */
     int P = (T + 15) / 16;
-    pack_b(MCRT_DTYPE_F32, Xp, x, K, 0, T, 0, K);
+    pack_panels(MCRT_DTYPE_F32, Xp, x, K, 0, T, 0, K);
     float *wide = Xp + (size_t)P * K * 16;
     int nblk = dt == MCRT_DTYPE_F32 ? n1 - n0 : wbcast_block_rows(K);
     float tile[6][16];
@@ -541,8 +425,8 @@ MK_INLINE void matmul_wbcast(const int32_t dt, float *y, const float *x, const v
     }
 }
 
-/* y[T, n0..n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias), T <= MK_AVX2_MATMUL_SMALL_T. */
-MK_INLINE void matmul_small(const int32_t dt, float *y, const float *x, const void *w,
+/* y[T, n0..n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias), any T. */
+MK_INLINE void matmul_rows(const int32_t dt, float *y, const float *x, const void *w,
                             const float *bias, int T, int K, int N, int n0, int n1, float *wide)
 {
     if (T == 1) {
@@ -550,7 +434,10 @@ MK_INLINE void matmul_small(const int32_t dt, float *y, const float *x, const vo
         return;
     }
     if (T >= MK_AVX2_WBCAST_T) {
-        matmul_wbcast(dt, y, x, w, bias, T, K, N, n0, n1, wide);
+        /* x in blocks of up to 128 rows (8 panels, which stay in L2) */
+        for (int tb = 0; tb < T; tb += 128)
+            matmul_wbcast(dt, y + (size_t)tb * N, x + (size_t)tb * K, w, bias,
+                          T - tb < 128 ? T - tb : 128, K, N, n0, n1, wide);
         return;
     }
     int nblk = small_block_rows(K, dt == MCRT_DTYPE_F32 ? 4 : 2);
@@ -562,10 +449,8 @@ MK_INLINE void matmul_small(const int32_t dt, float *y, const float *x, const vo
 
 size_t mk_avx2_matmul_scratch(int T, int K, int32_t w_dtype)
 {
-    if (T > MK_AVX2_MATMUL_SMALL_T)
-        return (size_t)(KC * NC + MC * KC) * sizeof(float);
     if (T >= MK_AVX2_WBCAST_T)
-        return wbcast_scratch(T, K, w_dtype);
+        return wbcast_scratch(T < 128 ? T : 128, K, w_dtype);
     return 0;
 }
 
@@ -573,19 +458,10 @@ void mk_avx2_matmul(float *y, const float *x, const void *w, int32_t w_dtype, co
                     int T, int K, int N, int n0, int n1, void *scratch)
 {
     /* y is [T,N] (columns n0..n1 written); x is [T,K]; w is [N,K]; bias is [N] */
-    if (T <= MK_AVX2_MATMUL_SMALL_T) {
-        switch (w_dtype) {
-        case MCRT_DTYPE_F32: matmul_small(MCRT_DTYPE_F32, y, x, w, bias, T, K, N, n0, n1, scratch); break;
-        case MCRT_DTYPE_BF16: matmul_small(MCRT_DTYPE_BF16, y, x, w, bias, T, K, N, n0, n1, scratch); break;
-        default: matmul_small(MCRT_DTYPE_F16, y, x, w, bias, T, K, N, n0, n1, scratch); break;
-        }
-        return;
-    }
-    float *Bp = scratch;
     switch (w_dtype) {
-    case MCRT_DTYPE_F32: matmul_packed(MCRT_DTYPE_F32, y, x, w, bias, T, K, N, n0, n1, Bp); break;
-    case MCRT_DTYPE_BF16: matmul_packed(MCRT_DTYPE_BF16, y, x, w, bias, T, K, N, n0, n1, Bp); break;
-    default: matmul_packed(MCRT_DTYPE_F16, y, x, w, bias, T, K, N, n0, n1, Bp); break;
+    case MCRT_DTYPE_F32: matmul_rows(MCRT_DTYPE_F32, y, x, w, bias, T, K, N, n0, n1, scratch); break;
+    case MCRT_DTYPE_BF16: matmul_rows(MCRT_DTYPE_BF16, y, x, w, bias, T, K, N, n0, n1, scratch); break;
+    default: matmul_rows(MCRT_DTYPE_F16, y, x, w, bias, T, K, N, n0, n1, scratch); break;
     }
 }
 

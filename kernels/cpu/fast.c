@@ -3,10 +3,12 @@
  * as the reference does (check.h), splits its work over the context's thread
  * pool, and runs on each sub-range either the AVX2 kernel (avx2.c, when the
  * context's ISA level is MK_ISA_AVX2) or the reference loops themselves (the
- * portable path). Matmul with f32 weights goes to OpenBLAS when the build has
- * it (one single-threaded sgemm/sgemv per pool thread on its own columns),
- * except for T <= MK_AVX2_MATMUL_SMALL_T on AVX2, where the own kernels,
- * which read each weight from DRAM once, are faster.
+ * portable path). Matmuls of more than MK_AVX2_MATMUL_SMALL_T rows go to
+ * OpenBLAS when the build has it (one single-threaded sgemm per pool thread on
+ * its own columns; 16-bit weights widened block by block into scratch); at or
+ * below it, and without OpenBLAS, the own AVX2 kernels, which read each
+ * weight from DRAM once. The portable path sends f32 weights to OpenBLAS at
+ * every T and 16-bit ones to the reference loops.
  *
  * Work split (thread i gets contiguous items; chunks are claimed dynamically):
  *   matmul       columns of W, in multiples of 16     (each weight read once)
@@ -235,8 +237,8 @@ mcrt_status matmul_forward_cpu_fast(float *y, const float *x, const void *w, int
     MK_VALIDATE(mk_check_matmul(y, x, w, w_dtype, T, K, N));
     MK_CTX_REQUIRED(ctx);
     matmul_job j = {y, x, w, w_dtype, bias, T, K, N, 0, ctx};
-    /* f32 weights: OpenBLAS, except for the few rows of decode steps, where
-     * the own unpacked kernels stream the weights faster than sgemm's packing */
+    /* OpenBLAS above MK_AVX2_MATMUL_SMALL_T rows; at or below it, the own
+     * kernels stream the weights once, faster than sgemm packs them */
     int small = 0;
 #if MK_HAVE_AVX2
     small = use_avx2(ctx) && T <= MK_AVX2_MATMUL_SMALL_T;

@@ -123,6 +123,8 @@ static const struct {
     /* 16 <= T <= 48 (batched decode): x packed in 16-row panels, weights broadcast in
      * groups of 6 rows, 16-bit rows widened in blocks (K = 769: 60 rows, K = 3072: 12) */
     {16, 64, 7, 1},  {33, 100, 61, 0}, {48, 769, 250, 1}, {31, 3072, 20, 1}, {47, 24, 6, 0},
+    /* without OpenBLAS, T > 128 runs the same kernel on 128-row blocks of x */
+    {300, 40, 70, 1},
 };
 static const int32_t mm_dtypes[] = {MCRT_DTYPE_F32, MCRT_DTYPE_BF16, MCRT_DTYPE_F16};
 
