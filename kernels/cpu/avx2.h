@@ -19,8 +19,7 @@
 /* Rows of T at or below which matmul uses the kernels that read each weight
  * from DRAM once, without repacking it (row dot products, 4x3 dot-product
  * tiles, or 6 broadcast weight rows against packed x panels); above it,
- * OpenBLAS or the packed 6x16 outer-product kernel that converts W tiles
- * into scratch. */
+ * OpenBLAS, where the build has it (fast.c). */
 #define MK_AVX2_MATMUL_SMALL_T 128
 
 /* Columns [n0, n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias [N]); w of dtype
