@@ -28,6 +28,7 @@ sys.path.insert(0, HERE)
 from make_model import read_config            # noqa: E402  (no torch import)
 
 MIB = 1024 * 1024
+PREFILL_LENS = (128, 512)                     # the prompt lengths of the prefill rows
 
 # (label, JSON key, sub-key, better): "higher" for tok/s, "lower" for seconds and MiB
 ROWS = [
@@ -83,6 +84,28 @@ def run_side(name, cmd, quiet_run):
     except ValueError as e:
         say("%s: bad JSON on stdout: %s" % (name, e))
         return None
+
+
+def merge_runs(runs):
+    """One result from several runs of one side: the best of each figure (highest tok/s and
+    limits, lowest load s), the largest peak RSS (memory is judged by its worst run), and the
+    rest from the first run."""
+    runs = [r for r in runs if r]
+    if not runs:
+        return None
+    best = json.loads(json.dumps(runs[0]))
+    for r in runs[1:]:
+        for key, pick in (("load_s", min), ("peak_rss_mib", max)):
+            if isinstance(r.get(key), (int, float)) and isinstance(best.get(key), (int, float)):
+                best[key] = pick(best[key], r[key])
+        for key in ("prefill_tok_s", "decode_tok_s", "limits"):
+            for sub, v in (r.get(key) or {}).items():
+                if isinstance(v, (int, float)):
+                    cur = (best.setdefault(key, {}) or {}).get(sub)
+                    best[key][sub] = v if not isinstance(cur, (int, float)) else max(cur, v)
+        if "weights_mapped" in r and "weights_mapped" in best:
+            best["weights_mapped"] = bool(best["weights_mapped"]) and bool(r["weights_mapped"])
+    return best
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,7 +171,7 @@ def table(results, dtypes):
     return lines
 
 
-def goals(results, dtypes, models, P=512):
+def goals(results, dtypes, models, P=PREFILL_LENS[-1]):
     out = []
     example = ""
     for dt in dtypes:
@@ -178,22 +201,24 @@ def goals(results, dtypes, models, P=512):
             out.append("- n/a %s: decode b1 vs bandwidth bound (weights_bytes, limits.read_gbs "
                        "or decode b1 missing)" % dt)
 
-        # 2. prefill 512 vs the FMA peak
-        fma, pf = limits.get("fma_gflops"), figure(m, "prefill_tok_s", str(P))
-        if fma and pf:
-            per_tok = prefill_flops(sz, P) / P
+        # 2. prefill (128 and 512) vs the FMA peak
+        fma = limits.get("fma_gflops")
+        for PP in PREFILL_LENS:
+            pf = figure(m, "prefill_tok_s", str(PP))
+            if not (fma and pf):
+                out.append("- n/a %s: prefill %d vs FMA peak (limits.fma_gflops or the figure "
+                           "missing)" % (dt, PP))
+                continue
+            per_tok = prefill_flops(sz, PP) / PP
             gflops = per_tok * pf / 1e9
             brief = (2 * (sz["layer_params"] + sz["output_params"])
-                     + 2 * 2 * sz["L"] * P / 2 * sz["h"]) * pf / 1e9
+                     + 2 * 2 * sz["L"] * PP / 2 * sz["h"]) * pf / 1e9
             line("prefill %d %.0f tok/s x %.1f MFLOP/token² = %.1f GFLOP/s = %.0f%% of the FMA "
                  "peak %.1f GFLOP/s (goal >= 70%%; counting the output layer for every token "
                  "instead: %.1f GFLOP/s, %.0f%%)"
-                 % (P, pf, per_tok / 1e6, gflops, 100 * gflops / fma, fma, brief,
+                 % (PP, pf, per_tok / 1e6, gflops, 100 * gflops / fma, fma, brief,
                     100 * brief / fma),
                  gflops >= 0.7 * fma)
-        else:
-            out.append("- n/a %s: prefill %d vs FMA peak (limits.fma_gflops or the figure "
-                       "missing)" % (dt, P))
 
         # 3. decode batch scaling
         b32 = figure(m, "decode_tok_s", "32")
@@ -213,6 +238,14 @@ def goals(results, dtypes, models, P=512):
             if worst:
                 line("every mcrt figure vs torch's (load s, prefill, decode; higher tok/s, "
                      "lower s): worst %.2fx (%s) (goal >= 2x)" % worst, worst[0] >= 2.0)
+            # what 2x torch's prefill would take, against the same FMA peak
+            for PP in PREFILL_LENS:
+                tp = figure(t, "prefill_tok_s", str(PP))
+                if fma and tp:
+                    need = 2 * tp * prefill_flops(sz, PP) / PP / 1e9
+                    out.append("  - 2x torch's prefill %d (2 x %.0f tok/s) = %.1f GFLOP/s = "
+                               "%.0f%% of the FMA peak (torch itself: %.0f%%)"
+                               % (PP, tp, need, 100 * need / fma, 50 * need / fma))
         else:
             out.append("- n/a %s: mcrt vs torch (no torch figures)" % dt)
 
@@ -255,7 +288,14 @@ def main():
     side.add_argument("--mcrt-only", action="store_true", help="skip torch")
     ap.add_argument("--quiet-run", metavar="QUIET_RUN_PY",
                     help="wrap each timed program in this quiet_run.py")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="run each side N times, alternating, and report the best of each "
+                         "figure (the largest peak RSS)")
+    ap.add_argument("--json", metavar="FILE", help="also write every run's JSON objects here")
     a = ap.parse_args()
+    if a.runs < 1:
+        say("--runs takes a count >= 1")
+        return 2
 
     dtypes = ("fp32", "bf16") if a.dtype == "both" else (a.dtype,)
     models = a.models or os.path.join(a.build, "bench-models")
@@ -275,17 +315,24 @@ def main():
         return 1
 
     extra = ["--quick"] if a.quick else []
-    results = {}
+    results, raw = {}, {}
     for dt in dtypes:
         model_dir = os.path.join(models, dt)
         common = ["--model", model_dir, "--threads", str(a.threads), "--json"] + extra
-        results[dt] = {}
-        if not a.torch_only:
-            results[dt]["mcrt"] = run_side("mcrt %s" % dt, [bench_model] + common, a.quiet_run)
-        if not a.mcrt_only:
-            results[dt]["torch"] = run_side(
-                "torch %s" % dt,
-                [sys.executable, os.path.join(HERE, "bench_torch.py")] + common, a.quiet_run)
+        raw[dt] = {"mcrt": [], "torch": []}
+        for run in range(a.runs):
+            tag = "" if a.runs == 1 else " (run %d of %d)" % (run + 1, a.runs)
+            if not a.torch_only:
+                raw[dt]["mcrt"].append(run_side("mcrt %s%s" % (dt, tag),
+                                                [bench_model] + common, a.quiet_run))
+            if not a.mcrt_only:
+                raw[dt]["torch"].append(run_side(
+                    "torch %s%s" % (dt, tag),
+                    [sys.executable, os.path.join(HERE, "bench_torch.py")] + common, a.quiet_run))
+        results[dt] = {side: merge_runs(rs) for side, rs in raw[dt].items() if rs}
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(raw, f, indent=1)
 
     torch_info = next((r["torch"] for r in results.values() if r.get("torch")), None)
     lines = ["## GPT-2 124M shape: mcrt vs PyTorch (%d thread%s%s)"
@@ -295,8 +342,10 @@ def main():
         "",
         "ratio: mcrt's advantage (mcrt / torch for tok/s, torch / mcrt for load s and RSS; > 1 = "
         "mcrt better). Prefill: one sequence, last-token logits, best of several reps. Decode: B "
-        "sequences with 128 cached tokens, %d steps, logits for every sequence." %
-        (8 if a.quick else 32),
+        "sequences with 128 cached tokens, %d steps, logits for every sequence.%s" %
+        (8 if a.quick else 32,
+         "" if a.runs == 1 else " Best of %d runs per figure, the machine limits too (peak RSS: "
+         "the largest)." % a.runs),
     ]
     if torch_info:
         lines.append("torch %s%s." % (torch_info.get("torch_version", "?"),
