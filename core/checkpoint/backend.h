@@ -91,6 +91,10 @@ mcrt_status ckpt_add_metadata(ckpt *ck, const char *key, size_t key_len, const c
 mcrt_status ckpt_map_file(const char *path, const unsigned char **map, size_t *size,
                           ckpt_err *err);
 
+/* n integers for a message, into buf (truncated to size), returned:
+ * "[2, 3]", or as a Python tuple when tuple != 0: "(2, 3)", "(2,)", "()". */
+const char *ckpt_ints_text(char *buf, size_t size, const int64_t *v, int32_t n, int tuple);
+
 /* dir + "/" + name, malloc'd; NULL on out of memory. */
 char *ckpt_join(const char *dir, const char *name);
 

@@ -708,19 +708,22 @@ static mcrt_status copy_run(const ckpt *ck, const ckpt_tensor *t, uint64_t first
     return MCRT_OK;
 }
 
-static void shape_str(char *buf, size_t size, const ckpt_tensor *t)
+const char *ckpt_ints_text(char *buf, size_t size, const int64_t *v, int32_t n, int tuple)
 {
+    if (size == 0)
+        return buf;
     size_t o = 0;
-    int w = snprintf(buf, size, "[");
+    int w = snprintf(buf, size, "%s", tuple ? "(" : "[");
     o = w > 0 ? (size_t)w : 0;
-    for (int32_t i = 0; i < t->ndim && o < size; i++) {
-        w = snprintf(buf + o, size - o, "%s%" PRId64, i ? ", " : "", t->shape[i]);
+    for (int32_t i = 0; i < n && o < size; i++) {
+        w = snprintf(buf + o, size - o, "%s%" PRId64, i ? ", " : "", v[i]);
         if (w < 0)
             break;
         o += (size_t)w;
     }
     if (o < size)
-        snprintf(buf + o, size - o, "]");
+        snprintf(buf + o, size - o, "%s", !tuple ? "]" : n == 1 ? ",)" : ")");
+    return buf;
 }
 
 mcrt_status ckpt_read(const ckpt *ck, const ckpt_tensor *t, int32_t dim, int64_t start,
@@ -749,7 +752,7 @@ mcrt_status ckpt_read(const ckpt *ck, const ckpt_tensor *t, int32_t dim, int64_t
      * (o * D + s0) * inner of the tensor. */
     uint64_t outer = 1, D = 1, s0 = 0, n = 1, inner = t->nelem;
     if (dim != -1) {
-        shape_str(sh, sizeof sh, t);
+        ckpt_ints_text(sh, sizeof sh, t->shape, t->ndim, 0);
         if (dim < 0 || dim >= t->ndim)
             return ckpt_fail(err, MCRT_E_INVAL, "%s: tensor '%s' %s: no dimension %d to slice "
                              "(dim is 0..%d, or -1 for the whole tensor)",

@@ -4,6 +4,7 @@
 #include "checkpoint/json.h"
 
 #include "../../plugins/common/utf8.h" /* mcrt_utf8_seq, mcrt_utf8_put */
+#include "util/strutil.h"               /* hex_digit_value */
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -164,17 +165,6 @@ bool json_open_array(json_reader *r)
 
 /* ---- strings --------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits at pos (after "\u"). */
 static bool read_hex4(json_reader *r, size_t pos, uint32_t *out)
 {
@@ -182,7 +172,7 @@ static bool read_hex4(json_reader *r, size_t pos, uint32_t *out)
         return fail_at(r, pos, "truncated \\u escape");
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(r->text[pos + (size_t)i]);
+        int h = hex_digit_value((unsigned char)r->text[pos + (size_t)i]);
         if (h < 0)
             return fail_at(r, pos + (size_t)i, "invalid hex digit in \\u escape");
         v = v << 4 | (uint32_t)h;

@@ -297,21 +297,6 @@ static bool hash_insert(mg_state *st, size_t index)
     return true;
 }
 
-static void shape_text(char *buf, size_t size, int32_t ndim, const int64_t *shape)
-{
-    size_t o = 0;
-    int w = snprintf(buf, size, "[");
-    o = w > 0 ? (size_t)w : 0;
-    for (int32_t d = 0; d < ndim && o < size; d++) {
-        w = snprintf(buf + o, size - o, "%s%" PRId64, d ? ", " : "", shape[d]);
-        if (w < 0)
-            break;
-        o += (size_t)w;
-    }
-    if (o < size)
-        snprintf(buf + o, size - o, "]");
-}
-
 mcrt_status mg_add_piece(mg_state *st, const char *name, int32_t dtype, int32_t ndim,
                          const int64_t *shape, const mg_piece *p, const char *where,
                          ckpt_err *err)
@@ -350,8 +335,8 @@ mcrt_status mg_add_piece(mg_state *st, const char *name, int32_t dtype, int32_t 
             same = t->shape[d] == shape[d];
         if (!same) {
             char a[160], b[160];
-            shape_text(a, sizeof a, t->ndim, t->shape);
-            shape_text(b, sizeof b, ndim, shape);
+            ckpt_ints_text(a, sizeof a, t->shape, t->ndim, 0);
+            ckpt_ints_text(b, sizeof b, shape, ndim, 0);
             const char *first = t->n_pieces ? mg_file_path(st, t->pieces[0].file) : "?";
             char qf[CKPT_QUOTE_SIZE];
             return ckpt_fail(err, MCRT_E_DATA,
@@ -448,7 +433,7 @@ static mcrt_status check_tensor(const mg_state *st, const mg_tensor *t, ckpt_err
             if (p->off[d] < 0 || p->size[d] < 0 || p->off[d] > t->shape[d] ||
                 p->size[d] > t->shape[d] - p->off[d] || p->stride[d] < 0) {
                 piece_text(a, sizeof a, p, t->ndim);
-                shape_text(b, sizeof b, t->ndim, t->shape);
+                ckpt_ints_text(b, sizeof b, t->shape, t->ndim, 0);
                 return ckpt_fail(err, MCRT_E_DATA, "%s: tensor '%s': a piece at %s lies outside "
                                  "its shape %s", Q(qf, mg_file_path(st, p->file)),
                                  Q(qn, t->name), a, b);
@@ -483,7 +468,7 @@ static mcrt_status check_tensor(const mg_state *st, const mg_tensor *t, ckpt_err
                                  Q(qg, mg_file_path(st, q->file)));
             }
     if (covered != t->nelem) {
-        shape_text(b, sizeof b, t->ndim, t->shape);
+        ckpt_ints_text(b, sizeof b, t->shape, t->ndim, 0);
         return ckpt_fail(err, MCRT_E_DATA, "tensor '%s' %s: its shards hold %" PRIu64 " of its %"
                          PRIu64 " elements (a shard is missing or repeated)", Q(qn, t->name), b,
                          covered, t->nelem);

@@ -150,23 +150,6 @@ static mcrt_status nomem(ckpt_err *err)
     return ckpt_fail(err, MCRT_E_NOMEM, "out of memory opening a torch_dist checkpoint");
 }
 
-/* "(0, 512, 0)" for messages. */
-static const char *fmt_ints(char *buf, size_t size, const int64_t *v, int32_t n)
-{
-    size_t o = 0;
-    int w = snprintf(buf, size, "(");
-    o = w > 0 ? (size_t)w : 0;
-    for (int32_t i = 0; i < n && o < size; i++) {
-        w = snprintf(buf + o, size - o, "%s%" PRId64, i ? ", " : "", v[i]);
-        if (w < 0)
-            break;
-        o += (size_t)w;
-    }
-    if (o < size)
-        snprintf(buf + o, size - o, "%s", n == 1 ? ",)" : ")");
-    return buf;
-}
-
 /* A value for a message: its Python-like rendering, or "absent". */
 static const char *shown(const pk_value *v, char *buf, size_t size)
 {
@@ -546,7 +529,7 @@ static mcrt_status index_storage(dist_ctx *c, const pk_value *storage, ckpt_err 
         char qn[CKPT_QUOTE_SIZE], o[160];
         return ckpt_fail(err, MCRT_E_DATA, "%s: storage_data has two entries for tensor '%s' "
                          "at offsets %s", c->qmeta, Q(qn, c->refs[i].fqn),
-                         fmt_ints(o, sizeof o, c->refs[i].off, c->refs[i].ndim));
+                         ckpt_ints_text(o, sizeof o, c->refs[i].off, c->refs[i].ndim, 1));
     }
     return MCRT_OK;
 }
@@ -696,12 +679,12 @@ static mcrt_status read_chunk(dist_ctx *c, const dist_tensor *t, size_t ci,
             char gs[160];
             return ckpt_fail(err, MCRT_E_DATA, "%s: tensor '%s': chunk %zu at offsets %s of "
                              "sizes %s runs past the tensor's shape %s", c->qmeta, t->qn, ci,
-                             fmt_ints(o, sizeof o, off, t->ndim),
-                             fmt_ints(r, sizeof r, size, t->ndim),
-                             fmt_ints(gs, sizeof gs, t->shape, t->ndim));
+                             ckpt_ints_text(o, sizeof o, off, t->ndim, 1),
+                             ckpt_ints_text(r, sizeof r, size, t->ndim, 1),
+                             ckpt_ints_text(gs, sizeof gs, t->shape, t->ndim, 1));
         }
     }
-    fmt_ints(o, sizeof o, off, t->ndim);
+    ckpt_ints_text(o, sizeof o, off, t->ndim, 1);
 
     const dist_ref *ref = find_ref(c, t->fqn, off, t->ndim);
     if (ref == NULL)
@@ -768,8 +751,8 @@ static mcrt_status read_chunk(dist_ctx *c, const dist_tensor *t, size_t ci,
         if (!same)
             s = ckpt_fail(err, MCRT_E_DATA, "%s: tensor '%s' chunk %s: the archive holds a "
                           "tensor of shape %s; .metadata says %s", label, t->qn, o,
-                          fmt_ints(got, sizeof got, v.shape, v.ndim),
-                          fmt_ints(want, sizeof want, size, t->ndim));
+                          ckpt_ints_text(got, sizeof got, v.shape, v.ndim, 1),
+                          ckpt_ints_text(want, sizeof want, size, t->ndim, 1));
         else if (v.dtype != t->dtype)
             s = ckpt_fail(err, MCRT_E_DATA, "%s: tensor '%s' chunk %s: the archive holds %s; "
                           ".metadata says %s", label, t->qn, o, ckpt_dtype_name(v.dtype),

@@ -11,6 +11,7 @@
 #include "checkpoint/backend.h"
 
 #include "../../plugins/common/utf8.h" /* mcrt_utf8_first_invalid, mcrt_utf8_put */
+#include "util/strutil.h"               /* hex_digit_value */
 
 #include <inttypes.h>
 #include <locale.h>
@@ -1284,17 +1285,6 @@ static pk_value *new_utf8(pkm *m, const void *s, size_t n)
     return new_strv(m, PK_STR, s, n);
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* UNICODE: raw-unicode-escape (bytes are Latin-1 code points; \uXXXX and
  * \UXXXXXXXX after an odd run of backslashes). */
 static pk_value *parse_raw_unicode(pkm *m, const char *s, size_t n)
@@ -1330,7 +1320,7 @@ static pk_value *parse_raw_unicode(pkm *m, const char *s, size_t n)
         i++;
         uint32_t cp = 0;
         for (int k = 0; k < count; k++, i++) {
-            int h = i < n ? hexval((unsigned char)s[i]) : -1;
+            int h = i < n ? hex_digit_value((unsigned char)s[i]) : -1;
             if (h < 0) {
                 fail(m, MCRT_E_DATA, "truncated \\%c escape in a UNICODE string",
                      count == 4 ? 'u' : 'U');
@@ -1395,8 +1385,8 @@ static pk_value *parse_quoted(pkm *m, const char *s, size_t n)
         case 't': out[o++] = '\t'; break;
         case 'v': out[o++] = '\v'; break;
         case 'x': {
-            int h1 = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int h2 = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+            int h1 = i + 1 < n ? hex_digit_value((unsigned char)s[i + 1]) : -1;
+            int h2 = i + 2 < n ? hex_digit_value((unsigned char)s[i + 2]) : -1;
             if (h1 < 0 || h2 < 0) {
                 fail(m, MCRT_E_DATA, "an invalid \\x escape in a STRING argument");
                 goto done;

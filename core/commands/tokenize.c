@@ -31,7 +31,7 @@
 #include "runtime/standalone.h"   /* standalone_tokenizer */
 #include "util/exitcode.h"        /* EXIT_* */
 #include "util/log.h"             /* log_sink */
-#include "util/strutil.h"         /* strbuf */
+#include "util/strutil.h"         /* strbuf, hex_digit_value */
 
 extern char **environ;
 
@@ -285,17 +285,6 @@ static int tk_read_input(const char *cmd, const char *path, strbuf *out)
     return rc;
 }
 
-static int tk_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Expand the escapes of -e into out; 64 with a message on a bad one. */
 static int tk_unescape(const char *cmd, const char *s, strbuf *out)
 {
@@ -334,7 +323,7 @@ static int tk_unescape(const char *cmd, const char *s, strbuf *out)
         }
         uint32_t v = 0;
         for (size_t k = 0; k < digits; k++) {
-            int h = tk_hex(s[i + 2 + k]);
+            int h = hex_digit_value((unsigned char)s[i + 2 + k]);
             if (h < 0) {
                 fprintf(stderr, "%s: -e: '\\%c' at offset %zu needs %zu hex digits\n", cmd, c, i,
                         digits);

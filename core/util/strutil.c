@@ -136,3 +136,14 @@ void strbuf_free(strbuf *b)
     free(b->data);
     memset(b, 0, sizeof *b);
 }
+
+int hex_digit_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

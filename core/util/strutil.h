@@ -10,6 +10,10 @@
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* The value of one hex digit (0-9, a-f, A-F; c as an unsigned char, or
+ * EOF), or -1 for any other character. */
+int hex_digit_value(int c);
+
 /* Damerau-Levenshtein (optimal string alignment) distance, for "did you mean":
  * case-insensitive, '-' equal to '_'. SIZE_MAX for strings over 256 bytes. */
 size_t edit_distance(const char *a, const char *b);

@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_core.c: small core pieces against hand-computed values:
- * edit distance, the KV block allocator, JSON string escaping, exit codes.
+ * edit distance, hex digits, the KV block allocator, JSON string escaping,
+ * exit codes.
  */
 #include <check.h>
 #include <stdio.h>
@@ -32,6 +33,23 @@ START_TEST(edit_distance_table)
     ck_assert_msg(d == dist_cases[_i].d, "d(%s,%s) = %zu, expected %zu", dist_cases[_i].a,
                   dist_cases[_i].b, d, dist_cases[_i].d);
     ck_assert_uint_eq(edit_distance(dist_cases[_i].b, dist_cases[_i].a), dist_cases[_i].d);
+}
+END_TEST
+
+/* Every byte value (and EOF): 0-9, a-f, A-F are digits, nothing else is. */
+START_TEST(hex_digit_values)
+{
+    static const char digits[] = "0123456789abcdef", upper[] = "ABCDEF";
+    for (int c = -1; c < 256; c++) {
+        int want = -1;
+        const char *p = c > 0 ? strchr(digits, c) : NULL;
+        if (p != NULL)
+            want = (int)(p - digits);
+        else if (c > 0 && strchr(upper, c) != NULL)
+            want = 10 + (int)(strchr(upper, c) - upper);
+        ck_assert_msg(hex_digit_value(c) == want, "hex_digit_value(%d) = %d, expected %d", c,
+                      hex_digit_value(c), want);
+    }
 }
 END_TEST
 
@@ -130,6 +148,7 @@ int main(void)
     Suite *s = suite_create("core");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, edit_distance_table, 0, (int)(sizeof dist_cases / sizeof dist_cases[0]));
+    tcase_add_test(tc, hex_digit_values);
     tcase_add_test(tc, kv_alloc_all_or_nothing);
     tcase_add_loop_test(tc, json_string_table, 0, (int)(sizeof json_cases / sizeof json_cases[0]));
     tcase_add_test(tc, exit_codes);
