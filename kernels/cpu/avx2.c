@@ -356,16 +356,6 @@ static int wbcast_block_rows(int K)
     return nblk < 6 ? 6 : nblk;
 }
 
-/* rows n0..n1 of w[N,K] widened to f32 into dst[(n1-n0), K] (exact). */
-MK_INLINE void widen_rows(const int32_t dt, float *dst, const void *w, int K, int n0, int n1)
-{
-    size_t b = (size_t)n0 * K, n = (size_t)(n1 - n0) * K, i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, load8_w(w, b + i, dt));
-    for (; i < n; i++)
-        dst[i] = mk_load_f32(w, dt, b + i);
-}
-
 static size_t wbcast_scratch(int T, int K, int32_t dt)
 {
     size_t xp = (size_t)((T + 15) / 16) * K * 16;
@@ -395,11 +385,11 @@ MK_INLINE void matmul_wbcast(const int32_t dt, float *y, const float *x, const v
                                                : ((size_t)nn * K * esz + ngroups - 1) / ngroups;
         uintptr_t pf = (uintptr_t)w + (uintptr_t)(dt == MCRT_DTYPE_F32 ? nb + 6 : ne) * K * esz;
         /* row n of the block at wbase + (n - nb) * K */
-        const float *wbase = (const float *)w + (size_t)nb * K;
-        if (dt != MCRT_DTYPE_F32) {
-            widen_rows(dt, wide, w, K, nb, ne);
-            wbase = wide;
-        }
+        const float *wbase = wide;
+        if (dt == MCRT_DTYPE_F32)
+            wbase = (const float *)w + (size_t)nb * K;
+        else
+            mk_avx2_widen(wide, w, dt, (size_t)nb * K, (size_t)(ne - nb) * K);
         for (int n = nb; n < ne; n += 6) {
             int nr = ne - n < 6 ? ne - n : 6;
             const float *wr[6]; /* rows past the block repeat its last row, never stored */
@@ -427,7 +417,7 @@ MK_INLINE void matmul_wbcast(const int32_t dt, float *y, const float *x, const v
 
 /* y[T, n0..n1) of y [T,N] = x [T,K] . w[N,K]^T (+ bias), any T. */
 MK_INLINE void matmul_rows(const int32_t dt, float *y, const float *x, const void *w,
-                            const float *bias, int T, int K, int N, int n0, int n1, float *wide)
+                            const float *bias, int T, int K, int N, int n0, int n1, void *scratch)
 {
     if (T == 1) {
         gemv_rows(dt, y, x, w, bias, K, n0, n1);
@@ -437,7 +427,7 @@ MK_INLINE void matmul_rows(const int32_t dt, float *y, const float *x, const voi
         /* x in blocks of up to 128 rows (8 panels, which stay in L2) */
         for (int tb = 0; tb < T; tb += 128)
             matmul_wbcast(dt, y + (size_t)tb * N, x + (size_t)tb * K, w, bias,
-                          T - tb < 128 ? T - tb : 128, K, N, n0, n1, wide);
+                          T - tb < 128 ? T - tb : 128, K, N, n0, n1, scratch);
         return;
     }
     int nblk = small_block_rows(K, dt == MCRT_DTYPE_F32 ? 4 : 2);
